@@ -1,0 +1,35 @@
+"""Build the maximask._kernels extension from csrc/ (C++17, OpenMP when the compiler has it)."""
+import os
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext, has_flag
+from setuptools import setup
+
+
+class BuildWithOpenMP(build_ext):
+    """Add -fopenmp when the compiler accepts it; the kernels fall back to serial loops."""
+
+    def build_extensions(self):
+        if self.compiler.compiler_type == "unix" and has_flag(self.compiler, "-fopenmp"):
+            for ext in self.extensions:
+                ext.extra_compile_args.append("-fopenmp")
+                ext.extra_link_args.append("-fopenmp")
+        elif self.compiler.compiler_type == "msvc":
+            for ext in self.extensions:
+                ext.extra_compile_args.append("/openmp")
+        super().build_extensions()
+
+
+sources = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".cpp"))
+
+setup(
+    ext_modules=[
+        Pybind11Extension(
+            "maximask._kernels",
+            sources,
+            include_dirs=["csrc"],
+            cxx_std=17,
+            extra_compile_args=["-O3"],
+        )
+    ],
+    cmdclass={"build_ext": BuildWithOpenMP},
+)

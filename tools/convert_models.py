@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Build maximask/models/{maximask,maxitrack}.onnx from the published MaxiMask 1.4.1 weights.
+
+The graphs are written by hand from the architecture (NCHW) and filled with the trained
+variables read from the reference TensorFlow SavedModels; the ``asinh`` that opens the
+reference graphs is left out (the C++ compression kernel applies it), and so are the prior
+correction, thresholds and bit packing that close the MaxiMask graph.
+
+Developer tool: needs TensorFlow and the MaxiMask 1.4.1 wheel (see shared/REFERENCE.md);
+the package itself never imports TensorFlow.
+
+    python tools/convert_models.py --reference-dir .../site-packages/maximask_and_maxitrack
+"""
+import argparse
+import os
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+class GraphBuilder:
+    """Accumulates ONNX nodes and initializers with unique names."""
+
+    def __init__(self):
+        self.nodes, self.inits = [], []
+
+    def const(self, name, array):
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type, inputs, name, n_out=1, **attrs):
+        outs = [name] if n_out == 1 else [f"{name}:{k}" for k in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=name, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def conv(self, x, weights, layer, pad):
+        """Conv + bias from TF (kh, kw, cin, cout) weights, 'SAME' padding for odd kernels."""
+        kernel = weights[f"{layer}/kernel:0"].transpose(3, 2, 0, 1)
+        bias = weights[f"{layer}/bias:0"]
+        w = self.const(f"{layer}.weight", kernel.astype(np.float32))
+        b = self.const(f"{layer}.bias", bias.astype(np.float32))
+        return self.op("Conv", [x, w, b], layer, pads=[pad] * 4, kernel_shape=list(kernel.shape[2:]))
+
+    def conv_relu(self, x, weights, layer):
+        return self.op("Relu", [self.conv(x, weights, layer, pad=1)], f"{layer}.relu")
+
+
+def build_maximask(weights):
+    """The MaxiMask encoder/decoder with unpool-conv paths (UCPs), input (N, 1, H, W)."""
+    g = GraphBuilder()
+    x = "input"
+
+    # Encoder: each level keeps its activation (for the skip sums), argmax and shape.
+    enc_layers = [["conv2d"], ["conv2d_1"], ["conv2d_2", "conv2d_3"], ["conv2d_4", "conv2d_5"],
+                  ["conv2d_6", "conv2d_7"]]
+    acts, argmax, shapes = [], [], []
+    for level, layers in enumerate(enc_layers):
+        for layer in layers:
+            x = g.conv_relu(x, weights, layer)
+        acts.append(x)
+        shapes.append(g.op("Shape", [x], f"shape{level}"))
+        x, idx = g.op("MaxPool", [x], f"pool{level}", n_out=2, kernel_shape=[2, 2],
+                      strides=[2, 2], auto_pad="SAME_UPPER")
+        argmax.append(idx)
+    x = g.conv_relu(x, weights, "conv2d_8")
+
+    counter = iter(range(1000))
+
+    def unpool(v, level):
+        """Scatter v to the argmax positions of encoder pool `level` (TF unpool).
+
+        The end pads make onnxruntime accept odd output sizes (2n - 1) as well as even ones;
+        the size itself comes from the encoder activation's shape.
+        """
+        return g.op("MaxUnpool", [v, argmax[level], shapes[level]], f"unpool{next(counter)}",
+                    kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])
+
+    # Decoder: unpool, add the encoder activation of the level, convolve.
+    dec_layers = {4: ["conv2d_9", "conv2d_10"], 3: ["conv2d_11", "conv2d_12"],
+                  2: ["conv2d_13", "conv2d_14"], 1: ["conv2d_15"]}
+    dec_out = {}
+    for level in (4, 3, 2, 1):
+        x = g.op("Add", [unpool(x, level), acts[level]], f"skip{level}")
+        for layer in dec_layers[level]:
+            x = g.conv_relu(x, weights, layer)
+        dec_out[level] = x
+    x = g.op("Add", [unpool(x, 0), acts[0]], "skip0")
+    heads = [g.conv_relu(x, weights, "conv2d_16")]
+
+    # UCPs: bring decoder levels 4..1 back to full resolution by unpool + conv steps.
+    ucp_layers = {4: ["conv2d_17", "conv2d_18", "conv2d_19", "conv2d_20"],
+                  3: ["conv2d_21", "conv2d_22", "conv2d_23"],
+                  2: ["conv2d_24", "conv2d_25"], 1: ["conv2d_26"]}
+    for level in (4, 3, 2, 1):
+        y = dec_out[level]
+        for step, layer in enumerate(ucp_layers[level]):
+            y = g.conv_relu(unpool(y, level - 1 - step), weights, layer)
+        heads.append(y)
+
+    x = g.op("Concat", heads, "concat", axis=1)
+    x = g.op("Sigmoid", [g.conv(x, weights, "conv2d_27", pad=1)], "probabilities")
+
+    graph = helper.make_graph(
+        g.nodes, "maximask",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 14, "H", "W"])],
+        g.inits)
+    return graph
+
+
+def build_maxitrack(weights):
+    """MaxiTrack: 5 x (conv 9x9 + PReLU + maxpool 2x2), 3 dense layers, softmax; (N, 1, 400, 400)."""
+    g = GraphBuilder()
+    x = "input"
+    for k in range(5):
+        layer = "conv2d" if k == 0 else f"conv2d_{k}"
+        prelu = "p_re_lu" if k == 0 else f"p_re_lu_{k}"
+        x = g.conv(x, weights, layer, pad=4)
+        alpha = weights[f"{layer}/{prelu}/alpha:0"].transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        x = g.op("PRelu", [x, g.const(f"{layer}.alpha", alpha.astype(np.float32))], f"{layer}.prelu")
+        x = g.op("MaxPool", [x], f"pool{k}", kernel_shape=[2, 2], strides=[2, 2])
+
+    # TF flattens NHWC; permute the first dense matrix's rows to the NCHW flattening instead.
+    dense = weights["dense/kernel:0"]
+    c, h, w = 128, 12, 12
+    dense = dense.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
+    x = g.op("Flatten", [x], "flatten", axis=1)
+    for k, (name, prelu) in enumerate([("dense", "p_re_lu_5"), ("dense_1", "p_re_lu_6"), ("dense_2", None)]):
+        kernel = dense if k == 0 else weights[f"{name}/kernel:0"]
+        x = g.op("Gemm", [x, g.const(f"{name}.weight", kernel.astype(np.float32)),
+                          g.const(f"{name}.bias", weights[f"{name}/bias:0"].astype(np.float32))], name)
+        if prelu:
+            alpha = weights[f"{name}/{prelu}/alpha:0"].astype(np.float32)
+            x = g.op("PRelu", [x, g.const(f"{name}.alpha", alpha)], f"{name}.prelu")
+    x = g.op("Softmax", [x], "scores", axis=1)
+
+    graph = helper.make_graph(
+        g.nodes, "maxitrack",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 400, 400])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 2])],
+        g.inits)
+    return graph
+
+
+def load_weights(saved_model_dir):
+    """Trained variables of a SavedModel, by TF variable name, as float32 arrays."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    model = tf.saved_model.load(saved_model_dir)
+    return {v.name: v.numpy() for v in model.variables}
+
+
+def save(graph, path, doc):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="maximask tools/convert_models.py")
+    model.ir_version = 8  # readable by onnxruntime >= 1.14
+    model.doc_string = doc
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference-dir", required=True,
+                        help="the maximask_and_maxitrack folder of the MaxiMask 1.4.1 wheel")
+    parser.add_argument("--output-dir", default=os.path.join(os.path.dirname(__file__), "..", "maximask", "models"))
+    args = parser.parse_args()
+
+    credit = ("Weights: MaxiMask 1.4.1, Copyright 2018 Maxime Paillassa, MIT licence. "
+              "Paillassa, Bertin & Bouy 2020, A&A 634, A48.")
+    mm = load_weights(os.path.join(args.reference_dir, "maximask", "model"))
+    save(build_maximask(mm), os.path.join(args.output_dir, "maximask.onnx"),
+         "MaxiMask: input (N,1,H,W) asinh-compressed normalised pixels, output (N,14,H,W) "
+         "sigmoid probabilities. " + credit)
+    mt = load_weights(os.path.join(args.reference_dir, "maxitrack", "model"))
+    save(build_maxitrack(mt), os.path.join(args.output_dir, "maxitrack.onnx"),
+         "MaxiTrack: input (N,1,400,400) asinh-compressed normalised pixels, output (N,2) "
+         "softmax, column 1 = tracking error. " + credit)
+
+
+if __name__ == "__main__":
+    main()
