@@ -1,0 +1,44 @@
+"""Session creation: devices, threads, errors."""
+import numpy as np
+import pytest
+
+from maximask import engine
+
+
+def test_cpu_session_reports_its_provider(maximask_net):
+    assert maximask_net.provider == "CPUExecutionProvider"
+    assert maximask_net.device == "CPU"
+
+
+def test_auto_resolves_to_an_available_device():
+    assert engine.resolve_device("auto") in engine.available_devices()
+    assert engine.resolve_device("cpu") == "CPU"
+
+
+def test_unknown_device_is_refused():
+    with pytest.raises(engine.EngineError, match="device TPU unknown"):
+        engine.resolve_device("TPU")
+
+
+@pytest.mark.skipif("CUDA" in engine.available_devices(), reason="a CUDA provider is installed")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    with pytest.raises(engine.EngineError, match="device CUDA unavailable"):
+        engine.open_network("maxitrack", device="CUDA")
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(engine.EngineError, match="not found"):
+        engine.Network(str(tmp_path / "nothing.onnx"), device="CPU")
+    with pytest.raises(engine.EngineError, match="not found"):
+        engine.model_path("no_such_model")
+
+
+def test_thread_count_and_optimisation_level_do_not_change_results(maxitrack_net):
+    x = np.arcsinh(np.random.default_rng(1).normal(0, 1, (2, 1, 400, 400))).astype(np.float32)
+    one = engine.open_network("maxitrack", device="CPU", nthreads=1, optimization="basic")
+    assert np.abs(one(x) - maxitrack_net(x)).max() < 1e-5
+
+
+def test_bad_optimisation_level_is_refused():
+    with pytest.raises(engine.EngineError, match="optimization"):
+        engine.open_network("maxitrack", device="CPU", optimization="max")
