@@ -20,6 +20,7 @@ class BuildWithOpenMP(build_ext):
 
 
 sources = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".cpp"))
+headers = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h"))
 
 setup(
     ext_modules=[
@@ -27,6 +28,7 @@ setup(
             "maximask._kernels",
             sources,
             include_dirs=["csrc"],
+            depends=headers,
             cxx_std=17,
             extra_compile_args=["-O3"],
         )

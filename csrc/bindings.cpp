@@ -1,15 +1,26 @@
 // The private maximask._kernels module: thin pybind11 wrappers around the C++ kernels.
-// Arrays are float32 and C-contiguous (the Python side converts); the GIL is released
-// while a kernel runs.
+// Arrays are float32 and C-contiguous (the Python side converts and checks shapes); the
+// GIL is released while a kernel runs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <cstdint>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "background.h"
+#include "flags.h"
 #include "normalize.h"
+#include "tiles.h"
 
 namespace py = pybind11;
 using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using i64array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
+template <class T>
+using outarray = py::array_t<T, py::array::c_style>;
 
 namespace {
 
@@ -19,8 +30,12 @@ void check_same_size(const py::array& a, const py::array& b, const char* what) {
     }
 }
 
+void check_2d(const py::array& a, const char* what) {
+    if (a.ndim() != 2) throw std::invalid_argument(std::string(what) + " must be 2-D");
+}
+
 void asinh_compress(const farray& image, const farray& level, const farray& sigma,
-                    py::array_t<float, py::array::c_style> out) {
+                    outarray<float> out) {
     check_same_size(image, level, "level");
     check_same_size(image, sigma, "sigma");
     check_same_size(image, out, "out");
@@ -33,11 +48,187 @@ void asinh_compress(const farray& image, const farray& level, const farray& sigm
     maximask::asinh_compress(im, lv, sg, o, n);
 }
 
+py::tuple mesh_layout(std::int64_t h, std::int64_t w, std::int64_t mesh_size) {
+    const auto L = maximask::mesh_layout(h, w, mesh_size);
+    return py::make_tuple(L.ny, L.nx, L.mesh_h, L.mesh_w, L.off_y, L.off_x);
+}
+
+py::tuple mesh_statistics(const farray& image, std::int64_t mesh_size) {
+    check_2d(image, "image");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    const auto L = maximask::mesh_layout(h, w, mesh_size);
+    outarray<float> level({L.ny, L.nx}), sigma({L.ny, L.nx});
+    const float* im = image.data();
+    float* lv = level.mutable_data();
+    float* sg = sigma.mutable_data();
+    {
+        py::gil_scoped_release release;
+        maximask::mesh_statistics(im, h, w, L, lv, sg);
+    }
+    return py::make_tuple(level, sigma);
+}
+
+// The spline's data: cleaned, padded and median-filtered grids ((ny+2) x (nx+2) float64).
+py::tuple background_nodes(const farray& image, std::int64_t mesh_size) {
+    check_2d(image, "image");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    const auto L = maximask::mesh_layout(h, w, mesh_size);
+    const std::int64_t n = L.ny * L.nx;
+    outarray<double> lnodes({L.ny + 2, L.nx + 2}), snodes({L.ny + 2, L.nx + 2});
+    const float* im = image.data();
+    double* lo = lnodes.mutable_data();
+    double* so = snodes.mutable_data();
+    {
+        py::gil_scoped_release release;
+        std::vector<float> lv(n), sg(n);
+        maximask::mesh_statistics(im, h, w, L, lv.data(), sg.data());
+        std::vector<double> g(n);
+        for (int which = 0; which < 2; ++which) {
+            const std::vector<float>& src = which ? sg : lv;
+            for (std::int64_t i = 0; i < n; ++i) g[i] = src[i];
+            maximask::clean_grid(g.data(), L.ny, L.nx);
+            maximask::filter_grid(g.data(), L.ny, L.nx, which ? so : lo);
+        }
+    }
+    return py::make_tuple(lnodes, snodes);
+}
+
+void estimate_background(const farray& image, std::int64_t mesh_size, outarray<float> level,
+                         outarray<float> sigma) {
+    check_2d(image, "image");
+    check_same_size(image, level, "level");
+    check_same_size(image, sigma, "sigma");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    const float* im = image.data();
+    float* lv = level.mutable_data();
+    float* sg = sigma.mutable_data();
+    py::gil_scoped_release release;
+    maximask::estimate_background(im, h, w, mesh_size, lv, sg);
+}
+
+std::vector<std::int64_t> tile_starts(std::int64_t dim, std::int64_t tile, std::int64_t margin) {
+    return maximask::tile_starts(dim, tile, margin);
+}
+
+void check_origins(const i64array& origins, std::int64_t h, std::int64_t w, std::int64_t tile) {
+    if (origins.ndim() != 2 || origins.shape(1) != 2)
+        throw std::invalid_argument("origins must be an (N, 2) array of (y, x)");
+    const std::int64_t* o = origins.data();
+    for (py::ssize_t b = 0; b < origins.shape(0); ++b) {
+        const std::int64_t oy = o[2 * b], ox = o[2 * b + 1];
+        if (oy < 0 || ox < 0 || (oy > 0 && oy + tile > h) || (ox > 0 && ox + tile > w))
+            throw std::invalid_argument("tile origin (" + std::to_string(oy) + ", " +
+                                        std::to_string(ox) + ") is outside the image");
+    }
+}
+
+void extract_tiles(const farray& image, const py::object& level_obj,
+                   const py::object& sigma_obj, const i64array& origins, std::int64_t tile,
+                   float fill, outarray<float> out) {
+    check_2d(image, "image");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    check_origins(origins, h, w, tile);
+    const std::int64_t n = origins.shape(0);
+    if (out.ndim() != 4 || out.shape(0) != n || out.shape(1) != 1 || out.shape(2) != tile ||
+        out.shape(3) != tile)
+        throw std::invalid_argument("out must have shape (N, 1, tile_size, tile_size)");
+    farray level, sigma;
+    const float* lv = nullptr;
+    const float* sg = nullptr;
+    if (!level_obj.is_none()) {
+        level = farray::ensure(level_obj);
+        sigma = farray::ensure(sigma_obj);
+        if (!level || !sigma) throw std::invalid_argument("level and sigma must be float32 arrays");
+        check_same_size(image, level, "level");
+        check_same_size(image, sigma, "sigma");
+        lv = level.data();
+        sg = sigma.data();
+    }
+    const float* im = image.data();
+    const std::int64_t* org = origins.data();
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    maximask::extract_tiles(im, lv, sg, h, w, org, n, tile, fill, o);
+}
+
+template <class T>
+void stitch(const farray& batch, const i64array& origins, std::int64_t margin,
+            const std::string& mode, const i32array& channels, const py::object& factors_obj,
+            const farray& thresholds, const i64array& bits, outarray<T> out) {
+    if (batch.ndim() != 4 || batch.shape(2) != batch.shape(3))
+        throw std::invalid_argument("batch must have shape (N, C, T, T)");
+    const std::int64_t n = batch.shape(0), nch = batch.shape(1), tile = batch.shape(2);
+    if (origins.ndim() != 2 || origins.shape(0) != n)
+        throw std::invalid_argument("origins must be an (N, 2) array, one row per tile");
+    maximask::PostProcess pp;
+    if (mode == "proba") pp.mode = maximask::OutputMode::Probability;
+    else if (mode == "binary") pp.mode = maximask::OutputMode::Binary;
+    else if (mode == "flags") pp.mode = maximask::OutputMode::Flags;
+    else if (mode == "weight") pp.mode = maximask::OutputMode::Weight;
+    else throw std::invalid_argument("unknown mode " + mode);
+    const std::int64_t k = channels.size();
+    const bool planes = pp.mode == maximask::OutputMode::Probability ||
+                        pp.mode == maximask::OutputMode::Binary;
+    if ((planes && out.ndim() != 3) || (planes && out.shape(0) != k) || (!planes && out.ndim() != 2))
+        throw std::invalid_argument("out has the wrong number of dimensions or planes");
+    const std::int64_t h = out.shape(out.ndim() - 2), w = out.shape(out.ndim() - 1);
+    check_origins(origins, h, w, tile);
+    if (2 * margin >= tile || margin < 0) throw std::invalid_argument("need 0 <= margin < T / 2");
+    if (thresholds.size() != k || bits.size() != k)
+        throw std::invalid_argument("thresholds and bits need one value per selected class");
+    const std::int32_t* ch = channels.data();
+    for (std::int64_t i = 0; i < k; ++i)
+        if (ch[i] < 0 || ch[i] >= nch) throw std::invalid_argument("class index out of range");
+    farray factors;
+    pp.factor = nullptr;
+    if (!factors_obj.is_none()) {
+        factors = farray::ensure(factors_obj);
+        if (!factors || factors.size() != k)
+            throw std::invalid_argument("prior factors need one value per selected class");
+        pp.factor = factors.data();
+    }
+    pp.nsel = k;
+    pp.channel = ch;
+    pp.threshold = thresholds.data();
+    pp.bit = bits.data();
+    const float* bt = batch.data();
+    const std::int64_t* org = origins.data();
+    T* o = out.mutable_data();
+    py::gil_scoped_release release;
+    maximask::stitch<T>(bt, n, nch, tile, org, h, w, margin, pp, o);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
     m.doc() = "C++ kernels of maximask (private; use maximask.kernels)";
     m.def("asinh_compress", &asinh_compress, py::arg("image"), py::arg("level"),
           py::arg("sigma"), py::arg("out"),
-          "out = asinh((image - level) / sigma), float32, written into out.");
+          "out = asinh((clip(nan_to_0(image)) - level) / sigma), float32, written into out.");
+    m.def("mesh_layout", &mesh_layout, py::arg("h"), py::arg("w"), py::arg("mesh_size"),
+          "(ny, nx, mesh_h, mesh_w, off_y, off_x) of the background mesh grid.");
+    m.def("mesh_statistics", &mesh_statistics, py::arg("image"), py::arg("mesh_size"),
+          "Per-mesh (level, sigma) float32 grids before cleaning.");
+    m.def("background_nodes", &background_nodes, py::arg("image"), py::arg("mesh_size"),
+          "Cleaned, padded, median-filtered (level, sigma) node grids, float64.");
+    m.def("estimate_background", &estimate_background, py::arg("image"), py::arg("mesh_size"),
+          py::arg("level"), py::arg("sigma"), "Level and sigma maps written into level, sigma.");
+    m.def("tile_starts", &tile_starts, py::arg("dim"), py::arg("tile"), py::arg("margin"),
+          "Tile origins along one axis.");
+    m.def("extract_tiles", &extract_tiles, py::arg("image"), py::arg("level"), py::arg("sigma"),
+          py::arg("origins"), py::arg("tile"), py::arg("fill"), py::arg("out"),
+          "Copy (or normalise and compress) tiles into out (N, 1, T, T).");
+    const char* sd = "Stitch a batch (N, C, T, T) into out with post-processing.";
+    m.def("stitch", &stitch<float>, py::arg("batch"), py::arg("origins"), py::arg("margin"),
+          py::arg("mode"), py::arg("channels"), py::arg("factors"), py::arg("thresholds"),
+          py::arg("bits"), py::arg("out").noconvert(), sd);
+    m.def("stitch", &stitch<std::uint8_t>, py::arg("batch"), py::arg("origins"),
+          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
+          py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
+    m.def("stitch", &stitch<std::int16_t>, py::arg("batch"), py::arg("origins"),
+          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
+          py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
+    m.def("stitch", &stitch<std::int32_t>, py::arg("batch"), py::arg("origins"),
+          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
+          py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
 }

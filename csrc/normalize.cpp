@@ -1,6 +1,5 @@
 #include "normalize.h"
 
-#include <cmath>
 #include <cstdint>
 
 namespace maximask {
@@ -8,11 +7,11 @@ namespace maximask {
 void asinh_compress(const float* image, const float* level, const float* sigma, float* out,
                     std::size_t n) {
     const std::int64_t count = static_cast<std::int64_t>(n);
+    const std::int64_t chunk = 4096;
 #pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < count; ++i) {
-        const float s = sigma[i];
-        const float x = (s > 0.0f && std::isfinite(s)) ? (image[i] - level[i]) / s : 0.0f;
-        out[i] = std::asinh(x);
+    for (std::int64_t i = 0; i < count; i += chunk) {
+        const std::int64_t m = count - i < chunk ? count - i : chunk;
+        asinh_compress_row(image + i, level + i, sigma + i, out + i, m);
     }
 }
 
