@@ -29,6 +29,28 @@ def _add_star(image, y, x, flux, fwhm, elongation=1.0, angle=0.0):
     image[y0:y1, x0:x1] += flux * profile
 
 
+def add_saturated_star(image, y, x, flux=4e7, fwhm=4.0, elongation=1.0, angle=0.0, bleed=40):
+    """Add a star bright enough to saturate, with diffraction spikes and a bleed column."""
+    h, w = image.shape
+    _add_star(image, y, x, flux, fwhm, elongation, angle)
+    t = np.arange(-60, 61)
+    for spike in (0, np.pi / 2):
+        sy = np.clip((y + t * np.sin(spike)).astype(int), 0, h - 1)
+        sx = np.clip((x + t * np.cos(spike)).astype(int), 0, w - 1)
+        image[sy, sx] += 3000 * np.exp(-np.abs(t) / 40)
+    iy, ix = int(y), int(x)
+    image[max(iy - bleed, 0):min(iy + bleed, h), max(ix - 1, 0):min(ix + 2, w)] = SATURATION
+
+
+def add_cosmic_ray(image, y, x, length=3, direction=(0, 1), energies=(8000.0,) * 5):
+    """Add a sharp cosmic-ray hit of `length` pixels from (y, x) along `direction` (dy, dx)."""
+    h, w = image.shape
+    for k in range(length):
+        cy, cx = y + k * direction[0], x + k * direction[1]
+        if 0 <= cy < h and 0 <= cx < w:
+            image[cy, cx] += energies[k % len(energies)]
+
+
 def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=None,
                trail=True, hot_column=True, saturated=3, tracking_error=False,
                gradient=0.2, dtype=np.float32):
@@ -55,29 +77,18 @@ def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=Non
         flux = 10 ** rng.uniform(2.5, 5.5)
         _add_star(image, rng.uniform(0, h), rng.uniform(0, w), flux, rng.uniform(2.5, 4.0),
                   elongation, angle)
-    for _ in range(saturated):
-        y, x = rng.uniform(0.1 * h, 0.9 * h), rng.uniform(0.1 * w, 0.9 * w)
-        _add_star(image, y, x, 4e7, 4.0, elongation, angle)
-        ix, iy = int(x), int(y)
-        for spike in (0, np.pi / 2):  # diffraction spikes
-            t = np.arange(-60, 61)
-            sy = np.clip((y + t * np.sin(spike)).astype(int), 0, h - 1)
-            sx = np.clip((x + t * np.cos(spike)).astype(int), 0, w - 1)
-            image[sy, sx] += 3000 * np.exp(-np.abs(t) / 40)
-        bleed = int(rng.uniform(20, 60))
-        image[max(iy - bleed, 0):min(iy + bleed, h), max(ix - 1, 0):min(ix + 2, w)] = SATURATION
+    saturated_at = [(rng.uniform(0.1 * h, 0.9 * h), rng.uniform(0.1 * w, 0.9 * w), int(rng.uniform(20, 60)))
+                    for _ in range(saturated)]
+    for y, x, bleed in saturated_at:
+        add_saturated_star(image, y, x, elongation=elongation, angle=angle, bleed=bleed)
 
     noise = rng.normal(0, 1, shape) * np.sqrt(np.maximum(image, 0) + 25.0)
     image = np.minimum(image + noise, SATURATION)
 
     for _ in range(ncosmics):  # sharp, few-pixel hits that escape the PSF
         y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
-        length = int(rng.integers(1, 6))
-        dy, dx = rng.integers(-1, 2, size=2)
-        for k in range(length):
-            cy, cx = y + k * dy, x + k * dx
-            if 0 <= cy < h and 0 <= cx < w:
-                image[cy, cx] += rng.uniform(2000, 20000)
+        add_cosmic_ray(image, y, x, int(rng.integers(1, 6)), rng.integers(-1, 2, size=2),
+                       rng.uniform(2000, 20000, size=5))
     if trail:
         x0, x1 = rng.uniform(0, w, size=2)
         t = np.linspace(0, 1, 4 * max(h, w))

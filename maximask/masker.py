@@ -1,0 +1,188 @@
+"""The MaxiMask pipeline: image -> background -> compressed tiles -> network -> flag planes.
+
+    masker = Masker(OUTPUT_TYPE="FLAGS", CLASSES="CR,SAT")   # keywords as in `maximask -d`
+    flags = masker.run(image)              # (h, w) int16; cubes give (planes, h, w)
+    masker.run_file("image.fits")          # writes image.mask.fits, returns its path
+
+Each step is one call into maximask.kernels or maximask.engine; post-processing is fused
+into stitching, so a FLAGS run never holds the 14 probability planes of a whole image.
+"""
+import datetime
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from . import MODEL_VERSION, __version__, fitsio, kernels
+from .classes import ABBREVIATIONS, CLASSES
+from .config import MASK_KEYWORDS
+from .engine import open_network
+
+#: OUTPUT_TYPE -> (stitch mode, what each output HDU holds)
+OUTPUT_TYPES = {
+    "FLAGS": ("flags", "bit k set where class k is flagged"),
+    "MASKS": ("binary", "one 0/1 plane per class"),
+    "PROBA": ("proba", "one probability plane per class"),
+    "WEIGHT": ("weight", "1 where no selected class is flagged, else 0"),
+}
+
+
+class Masker:
+    """MaxiMask on images and files, configured by the keywords of ``maximask -d``.
+
+    config: a :class:`maximask.config.Config` (default: the internal defaults); keywords
+    (any case) override it, e.g. ``Masker(output_type="MASKS", classes=["CR", "SAT"])``.
+    The network session opens on first use.
+    """
+
+    def __init__(self, config=None, **keywords):
+        config = config if config is not None else MASK_KEYWORDS.defaults()
+        self.config = config.replace(**{k.upper(): v for k, v in keywords.items()}) if keywords else config
+        c = self.config
+        self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
+        # planes follow the class table's order, whatever order CLASSES lists them in
+        self.classes = np.array(sorted(ABBREVIATIONS.index(a) for a in c.CLASSES), dtype=np.int64)
+        self.factors = kernels.prior_factors(c.PRIORS) if c.PRIOR_CORRECTION else None
+        self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
+        top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
+        self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
+        self._network = None
+
+    @property
+    def network(self):
+        if self._network is None:
+            c = self.config
+            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS)
+        return self._network
+
+    @property
+    def quiet(self):
+        return self.config.VERBOSE_TYPE == "QUIET"
+
+    # ------------------------------------------------------------------ arrays
+
+    def empty_output(self, shape):
+        """A zeroed output for a 2-D image of `shape` (see maximask.kernels.output_array)."""
+        return kernels.output_array(self.mode, shape, len(self.classes), self.flag_dtype)
+
+    def run(self, image, desc=None):
+        """Mask a 2-D image (h, w) or a cube (planes, h, w) of pixel values (ADU).
+
+        Returns, per plane: FLAGS (h, w) int16; MASKS (K, h, w) uint8; PROBA (K, h, w)
+        float32; WEIGHT (h, w) uint8 — K the selected classes in class-table order; a cube
+        gives the same with a leading planes axis.
+        """
+        image = np.asarray(image)
+        if image.ndim == 3:
+            return np.stack([self.run(plane, desc) for plane in image])
+        if image.ndim != 2 or min(image.shape) < 1:
+            raise ValueError(f"expected a 2-D image or a 3-D cube, got shape {image.shape}")
+        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc)
+
+    def _run_plane(self, image, desc):
+        c = self.config
+        tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
+        level, sigma = kernels.estimate_background(image, c.BACK_SIZE)
+        origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
+        out = self.empty_output(image.shape)
+        batch = np.empty((min(batch_size, len(origins)), 1, tile, tile), np.float32)
+        starts = range(0, len(origins), batch_size)
+        for start in tqdm(starts, desc=desc, unit="batch", leave=False,
+                          disable=self.quiet or len(starts) < 2):
+            part = origins[start:start + batch_size]
+            tiles = kernels.extract_tiles(image, part, tile, out=batch[:len(part)],
+                                          level=level, sigma=sigma)
+            kernels.stitch(self.network(tiles), part, out, margin, self.mode,
+                           classes=self.classes, factors=self.factors,
+                           thresholds=self.thresholds)
+        if self.mode == "weight":
+            out[np.isnan(image)] = 0  # no data there: no weight
+        return out
+
+    # ------------------------------------------------------------------ files
+
+    def header_cards(self):
+        """Processing metadata cards for each output HDU: (keyword, value, comment)."""
+        c = self.config
+        cards = [
+            ("MM_VERS", __version__, "maximask version"),
+            ("MM_MODEL", MODEL_VERSION, "network weights"),
+            ("MM_DATE", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+             "UTC processing date"),
+            ("MM_OTYPE", c.OUTPUT_TYPE, OUTPUT_TYPES[c.OUTPUT_TYPE][1]),
+            ("MM_CLASS", ",".join(ABBREVIATIONS[k] for k in self.classes), "selected classes"),
+            ("MM_PRIOR", bool(c.PRIOR_CORRECTION), "prior correction applied"),
+            ("MM_BACKS", c.BACK_SIZE, "[pixel] background mesh size"),
+            ("MM_TILE", c.TILE_SIZE, "[pixel] network tile size"),
+            ("MM_MARGN", c.TILE_MARGIN, "[pixel] tile margin not kept"),
+        ]
+        for plane, k in enumerate(self.classes):
+            cls = CLASSES[k]
+            if self.mode == "flags":
+                if k != kernels.BACKGROUND_CLASS:
+                    cards.append((f"MP_{cls.abbr}", int(k), f"bit {k} (value {1 << k}): {cls.name}"))
+            elif self.mode in ("binary", "proba"):
+                cards.append((f"{cls.abbr}_DIM", plane, f"plane of {cls.name} (0-based)"))
+            if c.PRIOR_CORRECTION:
+                cards.append((f"{cls.abbr}_PR", float(c.PRIORS[k]), f"{cls.abbr} prior"))
+            if self.mode != "proba":
+                cards.append((f"{cls.abbr}_TH", float(c.THRESHOLDS[k]), f"{cls.abbr} threshold"))
+        return cards
+
+    def output_path(self, source):
+        c = self.config
+        return fitsio.output_path(source, c.OUTPUT_DIR or None, c.OUTPUT_SUFFIX)
+
+    def run_file(self, source, log=None):
+        """Mask every image HDU of a FITS file and write the output file; return its path.
+
+        source: a path, ``path[N]`` or a :class:`maximask.fitsio.ImageSource`. The output
+        keeps the input's HDU structure (tables are not copied). Raises
+        :class:`maximask.fitsio.InputError` (one-line message) on bad input or output.
+        log: optional callable taking one line of text (warnings, FULL verbosity).
+        """
+        if isinstance(source, str):
+            found = fitsio.find_inputs([source], self.config.OUTPUT_SUFFIX)
+            source = found[0]
+        log = log or (lambda line: None)
+        c = self.config
+        path = self.output_path(source)
+        if not c.OVERWRITE and os.path.exists(path):
+            raise fitsio.OutputExistsError(path, "output exists; set OVERWRITE Y (-OVERWRITE Y) to replace it")
+        cards = self.header_cards()
+        entries, failures = [], []
+        with fitsio.open_image(source) as image:
+            for info in image.hdus:
+                if not info.maskable:
+                    if info.kind == "primary":
+                        entries.append(("primary", None, fitsio.output_header(info.header)))
+                    else:
+                        log(f"{info.name}: not copied ({info.reason})")
+                    continue
+                hdu = image.read(info)
+                started = time.perf_counter()
+                try:
+                    nbad = fitsio.check_data(hdu.data, hdu.name)
+                except fitsio.InputError as exc:
+                    failures.append(exc)
+                    log(f"{exc}: output left at 0")
+                    result = self._empty_like(hdu.data)
+                else:
+                    if nbad:
+                        log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
+                    result = self.run(hdu.data, desc=hdu.name)
+                    seconds = time.perf_counter() - started
+                    if c.VERBOSE_TYPE == "FULL":
+                        log(f"{hdu.name}: {hdu.data.size / 1e6:.2f} Mpix in {seconds:.2f} s "
+                            f"({hdu.data.size / 1e6 / seconds:.2f} Mpix/s, {self.network.provider})")
+                entries.append((info.kind, result, fitsio.output_header(info.header, cards)))
+                del hdu
+        if failures and len(failures) == len(image.maskable):
+            raise failures[0]  # nothing worth writing
+        return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE)
+
+    def _empty_like(self, data):
+        if data.ndim == 3:
+            return np.stack([self.empty_output(data.shape[1:]) for _ in range(data.shape[0])])
+        return self.empty_output(data.shape)

@@ -1,0 +1,196 @@
+"""The maximask command: AstrOmatic conventions, outputs, and bad input."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from maximask.cli import main_mask
+from maximask.config import MASK_KEYWORDS, dump
+from maximask.synthetic import make_field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_field(seed=1, shape=(220, 260)):
+    return make_field(shape, seed=seed, saturated=1)
+
+
+def write(path, data, **kw):
+    fits.PrimaryHDU(data, **kw).writeto(path)
+    return str(path)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def run(capsys, *argv):
+    code = main_mask([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_mask_file_is_what_dash_d_prints(capsys):
+    code, out, _ = run(capsys, "-d")
+    assert code == 0
+    with open(os.path.join(ROOT, "config", "default.mask")) as f:
+        assert f.read() == out
+    assert out == dump(MASK_KEYWORDS)
+    assert "TILE_SIZE" not in out
+    code, out, _ = run(capsys, "-dd")
+    assert code == 0 and "TILE_SIZE" in out and "TILE_MARGIN" in out
+
+
+def test_version_and_usage(capsys):
+    code, out, _ = run(capsys, "-v")
+    assert code == 0 and out.startswith("maximask version ")
+    code, out, _ = run(capsys, "-h")
+    assert code == 0 and "SYNTAX: maximask" in out
+    code, _, err = run(capsys)
+    assert code == 2 and "SYNTAX" in err
+
+
+def test_flags_output_and_metadata(tmp_path, capsys):
+    image = write(tmp_path / "a.fits", small_field())
+    before = digest(image)
+    code, _, err = run(capsys, image)
+    assert code == 0, err
+    assert "configuration from internal defaults" in err
+    assert digest(image) == before  # the input is never modified
+    with fits.open(tmp_path / "a.mask.fits") as hdul:
+        h = hdul[0].header
+        assert h["BITPIX"] == 16 and "BZERO" not in h and hdul[0].data.shape == (220, 260)
+        assert h["MM_OTYPE"] == "FLAGS" and h["MP_CR"] == 0 and h["MP_SAT"] == 9
+        assert h["SAT_TH"] == pytest.approx(0.81) and h["CR_PR"] == pytest.approx(0.0005)
+        assert "MP_BG" not in h and "MP_BBG" not in h
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize("otype, dtype, planes", [("MASKS", np.uint8, 3), ("PROBA", np.float32, 3),
+                                                   ("WEIGHT", np.uint8, None)])
+def test_output_types(tmp_path, capsys, otype, dtype, planes):
+    image = write(tmp_path / "b.fits", small_field(2))
+    code, _, err = run(capsys, image, "-OUTPUT_TYPE", otype.lower(), "-CLASSES", "SAT,CR,HP",
+                       "-VERBOSE_TYPE", "QUIET")
+    assert code == 0 and err == ""
+    with fits.open(tmp_path / "b.mask.fits") as hdul:
+        data, h = hdul[0].data, hdul[0].header
+    assert data.dtype == np.dtype(dtype).newbyteorder(">") or data.dtype == dtype
+    assert data.shape == ((planes,) if planes else ()) + (220, 260)
+    if planes:  # planes in class-table order, whatever order CLASSES gave
+        assert (h["CR_DIM"], h["HP_DIM"], h["SAT_DIM"]) == (0, 1, 2)
+    if otype == "WEIGHT":
+        assert set(np.unique(data)) <= {0, 1} and data.mean() > 0.9
+
+
+def test_config_file_and_command_line_precedence(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default.mask").write_text("OUTPUT_TYPE MASKS\nCLASSES CR\nOUTPUT_SUFFIX .m.fits\n")
+    image = write(tmp_path / "c.fits", small_field(3))
+    code, _, err = run(capsys, image, "-CLASSES", "SAT,CR")
+    assert code == 0 and "configuration from default.mask" in err
+    with fits.open(tmp_path / "c.m.fits") as hdul:
+        assert hdul[0].data.shape == (2, 220, 260)  # MASKS from the file, classes from the line
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
+    image = write(tmp_path / "d.fits", small_field(4))
+    output = tmp_path / "d.mask.fits"
+    output.write_bytes(b"precious")
+    code, _, err = run(capsys, image)
+    assert code == 1 and "OVERWRITE" in err and output.read_bytes() == b"precious"
+    code, _, err = run(capsys, image, "-OVERWRITE", "Y")
+    assert code == 0
+    with fits.open(output) as hdul:
+        assert hdul[0].data.shape == (220, 260)
+
+
+def test_bad_keyword_is_one_line_with_a_suggestion(tmp_path, capsys):
+    image = write(tmp_path / "e.fits", small_field())
+    code, _, err = run(capsys, image, "-OUTPUT_TYP", "FLAGS")
+    assert code == 2 and err.count("\n") == 1 and "OUTPUT_TYPE" in err and "OUTPUT_TYP " in err
+    code, _, err = run(capsys, image, "-OUTPUT_TYPE", "JPEG")
+    assert code == 2 and err.count("\n") == 1 and "JPEG" in err and "FLAGS" in err
+    code, _, err = run(capsys, image, "-THRESHOLDS", "0.5,0.5")
+    assert code == 2 and "THRESHOLDS" in err
+    assert not (tmp_path / "e.mask.fits").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: str(p / "missing.fits"), "no such file"),
+    (lambda p: (p / "text.fits").write_text("not a FITS file " * 400) and str(p / "text.fits"), "FITS"),
+    (lambda p: write(p / "zero.fits", np.zeros((100, 120), np.float32)), "zero"),
+    (lambda p: write(p / "nan.fits", np.full((100, 120), np.nan, np.float32)), "NaN"),
+    (lambda p: fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column("a", "E", array=np.ones(3))])]).writeto(p / "table.fits") or str(p / "table.fits"),
+     "no image HDU"),
+    (lambda p: (p / "emptydir").mkdir() or str(p / "emptydir"), "emptydir"),
+])
+def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, make, message):
+    arg = make(tmp_path)
+    code, _, err = run(capsys, arg, "-VERBOSE_TYPE", "QUIET")
+    assert code == 1
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert not [f for f in os.listdir(tmp_path) if "mask" in f]
+
+
+def test_truncated_file_fails_cleanly(tmp_path, capsys):
+    image = write(tmp_path / "t.fits", small_field())
+    data = open(image, "rb").read()
+    open(image, "wb").write(data[: len(data) // 2])
+    code, _, err = run(capsys, image, "-VERBOSE_TYPE", "QUIET")
+    assert code == 1 and "t.fits" in err and err.count("\n") == 1
+    assert not (tmp_path / "t.mask.fits").exists()
+
+
+def test_one_bad_input_does_not_stop_the_others(tmp_path, capsys):
+    good = write(tmp_path / "g.fits", small_field(5))
+    code, _, err = run(capsys, tmp_path / "nope.fits", good, "-VERBOSE_TYPE", "QUIET")
+    assert code == 1 and "nope.fits" in err
+    assert (tmp_path / "g.mask.fits").exists()
+
+
+def test_unwritable_output_dir(tmp_path, capsys):
+    image = write(tmp_path / "u.fits", small_field())
+    code, _, err = run(capsys, image, "-OUTPUT_DIR", tmp_path / "no" / "such" / "dir")
+    assert code == 1 and "OUTPUT_DIR" in err
+
+
+def test_output_dir_mef_cube_and_nan_pixels(tmp_path, capsys):
+    field = small_field(6)
+    holed = field.copy()
+    holed[10:20, 30:40] = np.nan
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(holed, name="SCI"),
+                  fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(2))]),
+                  fits.ImageHDU(np.stack([field, field[::-1]]), name="CUBE")]).writeto(path)
+    (tmp_path / "out").mkdir()
+    code, _, err = run(capsys, path, "-OUTPUT_DIR", tmp_path / "out", "-OUTPUT_TYPE", "WEIGHT")
+    assert code == 0, err
+    assert "100 NaN" in err
+    with fits.open(tmp_path / "out" / "mef.mask.fits") as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "CUBE"]  # the table is not copied
+        assert hdul[0].data is None
+        assert (hdul[1].data[10:20, 30:40] == 0).all()  # no data, no weight
+        assert hdul[2].data.shape == (2, 220, 260)
+
+
+def test_hdu_selection_names_the_output(tmp_path, capsys):
+    path = tmp_path / "sel.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(small_field(7)), fits.ImageHDU(small_field(8))]).writeto(path)
+    code, _, err = run(capsys, f"{path}[2]", "-VERBOSE_TYPE", "QUIET")
+    assert code == 0, err
+    with fits.open(tmp_path / "sel.mask2.fits") as hdul:
+        assert len(hdul) == 1 and hdul[0].data.shape == (220, 260)
+
+
+def test_installed_command_runs_without_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "maximask.cli"]
+    result = subprocess.run(cmd + [str(tmp_path / "missing.fits")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("maximask: ")
+    assert "Traceback" not in result.stderr
