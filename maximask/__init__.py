@@ -7,3 +7,19 @@ __version__ = "0.1.0"
 
 #: Version of the published MaxiMask package whose trained weights the ONNX models carry.
 MODEL_VERSION = "MaxiMask 1.4.1"
+
+__all__ = ["Masker", "Tracker", "__version__", "MODEL_VERSION"]
+
+
+def __getattr__(name):
+    # Imported on first use, so that configuration and FITS modules load without the
+    # C++ extension and ONNX Runtime.
+    if name == "Masker":
+        from .masker import Masker
+
+        return Masker
+    if name == "Tracker":
+        from .tracker import Tracker
+
+        return Tracker
+    raise AttributeError(f"module 'maximask' has no attribute {name!r}")

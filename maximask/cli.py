@@ -1,16 +1,19 @@
-"""The ``maximask`` command, AstrOmatic style.
+"""The ``maximask`` and ``maxitrack`` commands, AstrOmatic style.
 
     maximask [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maximask -d | -dd | -v | -h
+    maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
 
 Exit status: 0 all inputs masked; 1 some inputs failed (each said in one line on stderr,
 the others still processed); 2 bad command line or configuration, nothing processed.
 """
+import datetime
+import json
 import os
 import sys
 
 from . import MODEL_VERSION, __version__
-from .config import MASK_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError
 from .fitsio import InputError, find_inputs
 
@@ -109,6 +112,70 @@ def main_mask(argv=None):
 
 def mask_entry():
     sys.exit(main_mask())
+
+
+def _track_inputs(config, sources, log):
+    from tqdm import tqdm
+
+    from .tracker import Tracker
+
+    tracker = Tracker(config)
+    failed, results = 0, []
+    quiet = config.VERBOSE_TYPE == "QUIET"
+    for source in tqdm(sources, desc="files", unit="file", disable=quiet or len(sources) < 2):
+        try:
+            scores = tracker.score_file(source, log=log)
+        except (InputError, EngineError) as exc:
+            _say("maxitrack", exc)
+            failed += 1
+            continue
+        for entry in scores:
+            results.append(entry)
+            if config.VERBOSE_TYPE == "FULL":
+                for name, score in entry.hdus:
+                    log(f"{name}: {score:.6f}")
+            log(f"{entry.name}: {entry.score:.6f}")
+    write_track_output(config, results)
+    return failed
+
+
+def write_track_output(config, results):
+    """Write the scores to OUTPUT_NAME (a temporary name, renamed when complete)."""
+    path = config.OUTPUT_NAME
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if config.OUTPUT_TYPE == "JSON":
+        text = json.dumps({
+            "software": f"maxitrack {__version__}", "networks": MODEL_VERSION, "date": created,
+            "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
+            "scores": [{"file": r.name, "score": r.score,
+                        "hdus": [{"hdu": n, "score": s} for n, s in r.hdus]} for r in results],
+        }, indent=1) + "\n"
+    else:
+        lines = [f"# maxitrack {__version__} ({MODEL_VERSION} networks), {created} UTC",
+                 f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
+                 "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
+                 "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles)"]
+        lines += [f"{r.name} {r.score:.6f}" for r in results]
+        text = "\n".join(lines) + "\n"
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise InputError(path, f"cannot write the output: {exc.strerror or exc}") from None
+
+
+def main_track(argv=None):
+    """Entry point of ``maxitrack``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(TRACK_KEYWORDS, argv, _track_inputs, "maxitrack")
+
+
+def track_entry():
+    sys.exit(main_track())
 
 
 if __name__ == "__main__":

@@ -53,12 +53,13 @@ def add_cosmic_ray(image, y, x, length=3, direction=(0, 1), energies=(8000.0,) *
 
 def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=None,
                trail=True, hot_column=True, saturated=3, tracking_error=False,
-               gradient=0.2, dtype=np.float32):
+               gradient=0.2, elongation=None, dtype=np.float32):
     """A sky field of `shape` (h, w) with stars and contaminants; returns a `dtype` array (ADU).
 
     Contaminants: saturated stars with bleed columns and diffraction spikes, cosmic rays,
     a satellite trail, a hot column, hot and dead pixels. With tracking_error=True every
-    star is smeared along one direction, as in an exposure whose guiding failed.
+    star is smeared along one direction (by a factor 4, or `elongation`), as in an exposure
+    whose guiding failed.
     """
     rng = np.random.default_rng(seed)
     h, w = shape
@@ -71,7 +72,8 @@ def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=Non
     image = np.full(shape, sky, dtype=np.float64)
     image += sky * gradient * (0.6 * yy / max(h, 1) + 0.4 * xx / max(w, 1))
 
-    elongation = 4.0 if tracking_error else 1.0
+    if elongation is None:
+        elongation = 4.0 if tracking_error else 1.0
     angle = rng.uniform(0, np.pi)
     for _ in range(nstars):
         flux = 10 ** rng.uniform(2.5, 5.5)

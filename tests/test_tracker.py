@@ -1,0 +1,117 @@
+"""MaxiTrack scoring and the maxitrack command against the reference MaxiTrack 1.4.1."""
+import json
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import maximask
+from maximask.cli import main_track
+from maximask.config import TRACK_KEYWORDS, dump
+from maximask.tracker import track_origins
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+
+@pytest.fixture(scope="module")
+def ref():
+    with np.load(os.path.join(DATA, "track_reference.npz")) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return maximask.Tracker(verbose_type="QUIET")
+
+
+def test_scores_match_the_reference_on_whole_images(ref, tracker):
+    ours = [tracker.score(ref["guided"]), tracker.score(ref["marginal"])]
+    np.testing.assert_allclose(ours, ref["scores"], atol=1.5e-3)
+    assert 0.2 < ref["scores"][1] < 0.8  # a score that the prior correction really shapes
+
+
+def test_tiles_are_anchored_as_the_reference():
+    origins = track_origins(850, 830)
+    assert origins.tolist() == [[50, 30], [50, 430], [450, 30], [450, 430]]
+    assert track_origins(300, 1000).tolist() == [[0, 200], [0, 600]]
+
+
+def test_prior_correction_and_partial_batches(ref):
+    field = np.concatenate([ref["guided"], ref["marginal"]], axis=1)  # 850 x 1660: 8 tiles
+    raw = maximask.Tracker(prior=0.5, batch_size=3, verbose_type="QUIET").tile_scores(field)
+    whole = maximask.Tracker(prior=0.5, batch_size=8, verbose_type="QUIET").tile_scores(field)
+    np.testing.assert_allclose(raw, whole, atol=1e-6)  # batches of 3: the last one is partial
+    corrected = maximask.Tracker(prior=0.05, batch_size=3, verbose_type="QUIET").tile_scores(field)
+    np.testing.assert_allclose(corrected, raw / (raw + 19 * (1 - raw)), rtol=1e-6, atol=1e-12)
+
+
+def test_small_images_are_padded_and_scored(ref, tracker):
+    score = tracker.score(ref["marginal"][:250, :300])
+    assert 0.0 <= score <= 1.0
+
+
+def test_cube_planes_are_scored_apart(ref, tracker):
+    cube = np.stack([ref["guided"][:400, :400], ref["marginal"][450:, 430:]]).astype(np.float32)
+    scores = tracker.score(cube)
+    assert scores.shape == (2,)
+    assert scores[0] == pytest.approx(tracker.score(cube[0]))
+    assert scores[1] == pytest.approx(tracker.score(cube[1]))
+
+
+def test_default_track_file_is_what_dash_d_prints(capsys):
+    assert main_track(["-d"]) == 0
+    out = capsys.readouterr().out
+    with open(os.path.join(os.path.dirname(DATA), "..", "config", "default.track")) as f:
+        assert f.read() == out == dump(TRACK_KEYWORDS)
+
+
+def test_command_writes_one_line_per_file_and_cube_plane(ref, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    g, m = ref["guided"].astype(np.float32), ref["marginal"].astype(np.float32)
+    fits.PrimaryHDU(m).writeto("one.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(g), fits.ImageHDU(m)]).writeto("mef.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.stack([g[:400, :400], m[:400, :400]]))]).writeto("cube.fits")
+    code = main_track(["one.fits", "mef.fits", "cube.fits", "-VERBOSE_TYPE", "QUIET"])
+    assert code == 0, capsys.readouterr().err
+    lines = open("maxitrack.out").read().splitlines()
+    header = [line for line in lines if line.startswith("#")]
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    assert any("PRIOR 0.05" in line for line in header) and any("SCORE" in line for line in header)
+    assert [r[0] for r in rows] == ["one.fits", "mef.fits", "cube.fits[1][0]", "cube.fits[1][1]"]
+    scores = {r[0]: float(r[1]) for r in rows}
+    assert scores["one.fits"] == pytest.approx(ref["scores"][1], abs=1.5e-3)
+    assert scores["mef.fits"] == pytest.approx(np.mean(ref["scores"]), abs=1.5e-3)  # 2-D HDUs averaged
+
+
+def test_json_output_and_frac_reproducibility(ref, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiles = [ref["guided"][:400, :400], ref["marginal"][:400, :400], ref["marginal"][450:, 430:],
+             ref["guided"][450:, 430:]]
+    fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(t.astype(np.float32)) for t in tiles]).writeto("m.fits")
+
+    def run(seed):
+        assert main_track(["m.fits", "-FRAC", "0.5", "-SEED", str(seed), "-OUTPUT_TYPE", "JSON",
+                           "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", f"s{seed}.json"]) == 0
+        out = json.load(open(f"s{seed}.json"))
+        assert out["frac"] == 0.5 and out["prior"] == 0.05
+        (entry,) = out["scores"]
+        return [h["hdu"] for h in entry["hdus"]]
+
+    first = run(3)
+    assert len(first) == 2 and first == run(3)  # same seed, same HDUs
+    assert len({tuple(run(s)) for s in range(8)}) > 1  # the seed does choose
+
+
+def test_bad_input_and_keywords(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fits.PrimaryHDU(np.zeros((500, 500), np.float32)).writeto("zero.fits")
+    assert main_track(["zero.fits", "missing.fits", "-VERBOSE_TYPE", "QUIET"]) == 1
+    err = capsys.readouterr().err
+    assert "zero.fits" in err and "missing.fits" in err and "Traceback" not in err
+    assert main_track(["zero.fits", "-PRIOR", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PRIOR" in err and "1.5" in err
+    assert main_track(["zero.fits", "-FRACTION", "0.5"]) == 2
+    assert "FRAC" in capsys.readouterr().err
