@@ -42,3 +42,18 @@ def test_thread_count_and_optimisation_level_do_not_change_results(maxitrack_net
 def test_bad_optimisation_level_is_refused():
     with pytest.raises(engine.EngineError, match="optimization"):
         engine.open_network("maxitrack", device="CPU", optimization="max")
+
+
+def test_chunked_runs_give_the_same_output(network_tiles, maximask_net):
+    x = np.arcsinh(network_tiles["inputs"])[:, None].astype(np.float32)
+    chunked = engine.open_network("maximask", device="CPU", max_pixels=400 * 400)
+    assert chunked.max_pixels == 160000
+    assert np.abs(chunked(x) - maximask_net(x)).max() <= 1e-6
+
+
+def test_io_binding_path_with_the_cpu_provider_standing_in_for_cuda(network_tiles, maximask_net):
+    # The CUDA path feeds the session through an IO binding; the same code runs on the CPU.
+    x = np.arcsinh(network_tiles["inputs"][:2])[:, None].astype(np.float32)
+    bound = engine.open_network("maximask", device="CPU", io_binding=True, max_pixels=0)
+    assert bound.io_binding and not maximask_net.io_binding
+    assert np.abs(bound(x) - maximask_net(x)).max() <= 1e-6
