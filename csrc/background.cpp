@@ -1,5 +1,7 @@
 #include "background.h"
 
+#include "normalize.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -105,49 +107,140 @@ void radix_sort(const float* in, std::int64_t n, std::vector<std::uint32_t>& a,
 }
 
 struct MeshWork {
-    std::vector<float> values, sorted, kept;
+    std::vector<float> values, sorted, kept, sample;
     std::vector<std::uint32_t> ka, kb;
 };
 
-// One mesh: the reference's clipping loop with its float32 arithmetic.
+// Order statistics of a mesh's n values: the value of rank r (0-based, in the order of
+// the radix sort, as the reference's sorted copy). Only a band of ranks about the median
+// is sorted (the clipping loop only asks for medians of nearly the whole mesh); a rank
+// outside it sorts everything once.
+class RankedValues {
+  public:
+    RankedValues(MeshWork& wk, const float* v, std::int64_t n) : wk_(wk), v_(v), n_(n) {
+        if (n < 4096) {
+            sort_all();
+            return;
+        }
+        // band thresholds from a 1-in-8 sample: its quantiles at 1/2 -+ 4%
+        std::vector<float>& smp = wk.sample;
+        const std::int64_t ns = n / 8;
+        smp.resize(ns);
+        for (std::int64_t i = 0; i < ns; ++i) smp[i] = v[8 * i];
+        const std::int64_t d = ns / 25;
+        std::nth_element(smp.begin(), smp.begin() + (ns / 2 - d), smp.end());
+        const float t1 = smp[ns / 2 - d];
+        std::nth_element(smp.begin() + (ns / 2 - d), smp.begin() + (ns / 2 + d), smp.end());
+        const float t2 = smp[ns / 2 + d];
+        // the values in [t1, t2], and how many lie below
+        wk.kept.resize(n);
+        float* band = wk.kept.data();
+        std::int64_t below = 0, nb = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            const float x = v[i];
+            band[nb] = x;
+            nb += (x >= t1) & (x <= t2);
+            below += x < t1;
+        }
+        first_ = below;
+        wk.sorted.resize(n);
+        radix_sort(band, nb, wk.ka, wk.kb, wk.sorted.data());
+        count_ = nb;
+    }
+
+    float operator[](std::int64_t r) {
+        if (r < first_ || r >= first_ + count_) sort_all();
+        return wk_.sorted[r - first_];
+    }
+
+  private:
+    void sort_all() {
+        wk_.sorted.resize(n_);
+        radix_sort(v_, n_, wk_.ka, wk_.kb, wk_.sorted.data());
+        first_ = 0;
+        count_ = n_;
+    }
+
+    MeshWork& wk_;
+    const float* v_;
+    std::int64_t n_, first_ = 0, count_ = 0;
+};
+
+// Median of the ranks [lo, hi) as np.median computes it.
+float ranked_median(RankedValues& s, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t n = hi - lo;
+    if (n % 2) return s[lo + n / 2];
+    float a = s[lo + n / 2 - 1];
+    a += s[lo + n / 2];
+    return a / 2.0f;
+}
+
+// One mesh: the reference's clipping loop with its float32 arithmetic. The kept set is
+// always the values within a range, kept (in row-major order) in wk.kept; its ranks in
+// the sorted mesh are [lo, hi).
 void one_mesh(MeshWork& wk, std::int64_t n, float* level, float* sigma) {
     const float* v = wk.values.data();
-    bool all_zero = true;
-    for (std::int64_t i = 0; i < n; ++i) all_zero &= (v[i] == 0.0f);
-    if (all_zero) {
+    std::uint32_t any = 0;  // all zero (either sign)?
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::uint32_t u;
+        std::memcpy(&u, v + i, 4);
+        any |= u & 0x7fffffffu;
+    }
+    if (!any) {
         *level = 0.0f;
         *sigma = 1.0f;
         return;
     }
-    wk.sorted.resize(n);
-    wk.kept.resize(n);
-    radix_sort(v, n, wk.ka, wk.kb, wk.sorted.data());
-    const float* s = wk.sorted.data();
+    RankedValues s(wk, v, n);
     std::int64_t lo = 0, hi = n;
-    float med = sorted_median(s, lo, hi);
+    float med = ranked_median(s, lo, hi);
     float mean, std;
     mean_std(v, n, &mean, &std);
     const float init_std = std;
+    wk.kept.resize(n);
+    float* k = wk.kept.data();
+    std::copy(v, v + n, k);
+    std::int64_t m = n;
     for (;;) {
         const float t = 3.0f * std;
         const float lower = med - t, upper = med + t;
-        if (s[lo] >= lower && s[hi - 1] <= upper) break;
-        lo = std::lower_bound(s + lo, s + hi, lower) - s;
-        hi = std::upper_bound(s + lo, s + hi, upper) - s;
-        if (hi <= lo) {  // cannot happen with finite data; numpy would give NaN
+        // drop the kept values outside [lower, upper], in place, keeping the order; none
+        // dropped: the kept set is stable (the reference's exit)
+        std::int64_t j = 0, below = 0, i = 0;
+        for (; i + 16 <= m; i += 16) {  // blocks with nothing dropped: a vector copy
+            int out = 0;
+            for (int q = 0; q < 16; ++q) out |= (k[i + q] < lower) | (k[i + q] > upper);
+            if (!out) {
+                float tmp[16];
+                for (int q = 0; q < 16; ++q) tmp[q] = k[i + q];
+                for (int q = 0; q < 16; ++q) k[j + q] = tmp[q];
+                j += 16;
+                continue;
+            }
+            for (int q = 0; q < 16; ++q) {
+                const float x = k[i + q];
+                const bool in = (x >= lower) & (x <= upper);
+                below += x < lower;
+                k[j] = x;
+                j += in;
+            }
+        }
+        for (; i < m; ++i) {
+            const float x = k[i];
+            const bool in = (x >= lower) & (x <= upper);
+            below += x < lower;
+            k[j] = x;
+            j += in;
+        }
+        if (j == m) break;
+        lo += below;
+        hi = lo + j;
+        m = j;
+        if (m == 0) {  // cannot happen with finite data; numpy would give NaN
             *level = *sigma = std::numeric_limits<float>::quiet_NaN();
             return;
         }
-        med = sorted_median(s, lo, hi);
-        // the kept set, in row-major order: every value within [s[lo], s[hi-1]]
-        const float vmin = s[lo], vmax = s[hi - 1];
-        float* k = wk.kept.data();
-        std::int64_t m = 0;
-        for (std::int64_t i = 0; i < n; ++i) {
-            const float x = v[i];
-            k[m] = x;
-            m += (x >= vmin) & (x <= vmax);
-        }
+        med = ranked_median(s, lo, hi);
         mean_std(k, m, &mean, &std);
     }
     if (std > 0.8f * init_std && std < 1.2f * init_std) {
@@ -400,8 +493,8 @@ void filter_grid(const double* grid, std::int64_t ny, std::int64_t nx, double* p
     }
 }
 
-void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
-                      std::int64_t w, float* out) {
+SplineRows spline_rows(const double* padded, const MeshLayout& L, std::int64_t h,
+                       std::int64_t w) {
     const Axis ay = make_axis(axis_nodes(L.ny, L.mesh_h, L.off_y));
     const Axis ax = make_axis(axis_nodes(L.nx, L.mesh_w, L.off_x));
     const std::int64_t my = ay.m, mx = ax.m;
@@ -409,41 +502,52 @@ void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
     std::vector<double> C(padded, padded + my * mx);
     for (std::int64_t j = 0; j < mx; ++j) lu_solve(ay, C.data() + j, mx);
     for (std::int64_t i = 0; i < my; ++i) lu_solve(ax, C.data() + i * mx, 1);
-    std::vector<std::int64_t> fy, fx;
-    std::vector<double> wy, wx;
-    axis_weights(ay, h, fy, wy);
+    SplineRows S;
+    S.w = w;
+    S.ky1 = ay.k + 1;
+    std::vector<std::int64_t> fx;
+    std::vector<double> wx;
+    axis_weights(ay, h, S.fy, S.wy);
     axis_weights(ax, w, fx, wx);
     // D = C evaluated along x at every column: my x w
-    std::vector<double> D(my * w);
-    const int kx1 = ax.k + 1, ky1 = ay.k + 1;
+    S.D.resize(my * w);
+    const int kx1 = ax.k + 1;
     for (std::int64_t i = 0; i < my; ++i)
         for (std::int64_t x = 0; x < w; ++x) {
             double s = 0.0;
             for (int b = 0; b < kx1; ++b) s += C[i * mx + fx[x] + b] * wx[x * 4 + b];
-            D[i * w + x] = s;
+            S.D[i * w + x] = s;
         }
-#pragma omp parallel for schedule(static)
-    for (std::int64_t y = 0; y < h; ++y) {
-        float* o = out + y * w;
-        const double* d0 = D.data() + fy[y] * w;
-        const double* wyy = wy.data() + y * 4;
-        if (ky1 == 4) {
-            const double a0 = wyy[0], a1 = wyy[1], a2 = wyy[2], a3 = wyy[3];
-            const double *d1 = d0 + w, *d2 = d1 + w, *d3 = d2 + w;
-            for (std::int64_t x = 0; x < w; ++x)
-                o[x] = static_cast<float>(a0 * d0[x] + a1 * d1[x] + a2 * d2[x] + a3 * d3[x]);
-        } else {
-            for (std::int64_t x = 0; x < w; ++x) {
-                double s = 0.0;
-                for (int a = 0; a < ky1; ++a) s += wyy[a] * d0[a * w + x];
-                o[x] = static_cast<float>(s);
-            }
+    return S;
+}
+
+void spline_row(const SplineRows& S, std::int64_t y, float* o) {
+    const std::int64_t w = S.w;
+    const double* d0 = S.D.data() + S.fy[y] * w;
+    const double* wyy = S.wy.data() + y * 4;
+    if (S.ky1 == 4) {
+        const double a0 = wyy[0], a1 = wyy[1], a2 = wyy[2], a3 = wyy[3];
+        const double *d1 = d0 + w, *d2 = d1 + w, *d3 = d2 + w;
+        for (std::int64_t x = 0; x < w; ++x)
+            o[x] = static_cast<float>(a0 * d0[x] + a1 * d1[x] + a2 * d2[x] + a3 * d3[x]);
+    } else {
+        for (std::int64_t x = 0; x < w; ++x) {
+            double s = 0.0;
+            for (int a = 0; a < S.ky1; ++a) s += wyy[a] * d0[a * w + x];
+            o[x] = static_cast<float>(s);
         }
     }
 }
 
-void estimate_background(const float* image, std::int64_t h, std::int64_t w,
-                         std::int64_t mesh_size, float* level, float* sigma) {
+void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
+                      std::int64_t w, float* out) {
+    const SplineRows S = spline_rows(padded, L, h, w);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t y = 0; y < h; ++y) spline_row(S, y, out + y * w);
+}
+
+void background_splines(const float* image, std::int64_t h, std::int64_t w,
+                        std::int64_t mesh_size, SplineRows* level, SplineRows* sigma) {
     const MeshLayout L = mesh_layout(h, w, mesh_size);
     const std::int64_t n = L.ny * L.nx;
     std::vector<float> lv(n), sg(n);
@@ -454,7 +558,34 @@ void estimate_background(const float* image, std::int64_t h, std::int64_t w,
         for (std::int64_t i = 0; i < n; ++i) g[i] = src[i];
         clean_grid(g.data(), L.ny, L.nx);
         filter_grid(g.data(), L.ny, L.nx, pad.data());
-        interpolate_grid(pad.data(), L, h, w, which ? sigma : level);
+        *(which ? sigma : level) = spline_rows(pad.data(), L, h, w);
+    }
+}
+
+void estimate_background(const float* image, std::int64_t h, std::int64_t w,
+                         std::int64_t mesh_size, float* level, float* sigma) {
+    SplineRows sl, ss;
+    background_splines(image, h, w, mesh_size, &sl, &ss);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t y = 0; y < h; ++y) {
+        spline_row(sl, y, level + y * w);
+        spline_row(ss, y, sigma + y * w);
+    }
+}
+
+void compress_image(const float* image, std::int64_t h, std::int64_t w,
+                    std::int64_t mesh_size, float* out) {
+    SplineRows sl, ss;
+    background_splines(image, h, w, mesh_size, &sl, &ss);
+#pragma omp parallel
+    {
+        std::vector<float> lv(w), sg(w);
+#pragma omp for schedule(static)
+        for (std::int64_t y = 0; y < h; ++y) {
+            spline_row(sl, y, lv.data());
+            spline_row(ss, y, sg.data());
+            asinh_compress_row(image + y * w, lv.data(), sg.data(), out + y * w, w);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 // bicubic interpolating spline through the mesh centres).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace maximask {
 
@@ -42,8 +43,32 @@ void filter_grid(const double* grid, std::int64_t ny, std::int64_t nx, double* p
 void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
                       std::int64_t w, float* out);
 
+// The spline of interpolate_grid, ready to evaluate row by row: the coefficients evaluated
+// along x at every column (D, one row of w values per node row), and the y basis.
+struct SplineRows {
+    std::vector<double> D;
+    std::vector<std::int64_t> fy;
+    std::vector<double> wy;
+    int ky1 = 0;
+    std::int64_t w = 0;
+};
+SplineRows spline_rows(const double* padded, const MeshLayout& L, std::int64_t h,
+                       std::int64_t w);
+// Row y (w values) of the spline.
+void spline_row(const SplineRows& S, std::int64_t y, float* out);
+
+// Statistics, cleaning, filter and spline preparation of the level and sigma maps.
+void background_splines(const float* image, std::int64_t h, std::int64_t w,
+                        std::int64_t mesh_size, SplineRows* level, SplineRows* sigma);
+
 // All of the above: level and sigma maps (h * w float32 each).
 void estimate_background(const float* image, std::int64_t h, std::int64_t w,
                          std::int64_t mesh_size, float* level, float* sigma);
+
+// Background estimation and compression in one pass: out = asinh_compress(image, level,
+// sigma) (normalize.h) without level and sigma planes (each row of them is evaluated
+// next to its pixels). out (h * w) may be image.
+void compress_image(const float* image, std::int64_t h, std::int64_t w,
+                    std::int64_t mesh_size, float* out);
 
 }  // namespace maximask

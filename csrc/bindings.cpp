@@ -48,6 +48,25 @@ void asinh_compress(const farray& image, const farray& level, const farray& sigm
     maximask::asinh_compress(im, lv, sg, o, n);
 }
 
+void glibc_asinhf(const farray& x, outarray<float> out) {
+    check_same_size(x, out, "out");
+    const float* xp = x.data();
+    float* o = out.mutable_data();
+    const auto n = static_cast<std::int64_t>(x.size());
+    py::gil_scoped_release release;
+    maximask::glibc_asinhf(xp, o, n);
+}
+
+void compress_image(const farray& image, std::int64_t mesh_size, outarray<float> out) {
+    check_2d(image, "image");
+    check_same_size(image, out, "out");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    const float* im = image.data();
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    maximask::compress_image(im, h, w, mesh_size, o);
+}
+
 py::tuple mesh_layout(std::int64_t h, std::int64_t w, std::int64_t mesh_size) {
     const auto L = maximask::mesh_layout(h, w, mesh_size);
     return py::make_tuple(L.ny, L.nx, L.mesh_h, L.mesh_w, L.off_y, L.off_x);
@@ -205,6 +224,10 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("asinh_compress", &asinh_compress, py::arg("image"), py::arg("level"),
           py::arg("sigma"), py::arg("out"),
           "out = asinh((clip(nan_to_0(image)) - level) / sigma), float32, written into out.");
+    m.def("glibc_asinhf", &glibc_asinhf, py::arg("x"), py::arg("out"),
+          "out = asinhf(x) as glibc computes it, float32 (vectorised; for tests).");
+    m.def("compress_image", &compress_image, py::arg("image"), py::arg("mesh_size"),
+          py::arg("out"), "Background estimation and compression into out (h, w).");
     m.def("mesh_layout", &mesh_layout, py::arg("h"), py::arg("w"), py::arg("mesh_size"),
           "(ny, nx, mesh_h, mesh_w, off_y, off_x) of the background mesh grid.");
     m.def("mesh_statistics", &mesh_statistics, py::arg("image"), py::arg("mesh_size"),

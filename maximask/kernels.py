@@ -7,9 +7,9 @@ releases the GIL and uses all OpenMP threads.
 
 The path of one image::
 
-    level, sigma = estimate_background(image)              # ADU, h x w each
+    plane = compress_image(image)                          # background + asinh, h x w
     origins = tile_origins(h, w, 400, 100)                 # (N, 2) of (y, x)
-    batch = extract_tiles(image, origins[i:j], 400, level=level, sigma=sigma)
+    batch = extract_tiles(plane, origins[i:j], 400)        # copies
     probs = network(batch)                                 # (n, 14, 400, 400)
     stitch(probs, origins[i:j], out, margin=100, mode="flags", ...)
 """
@@ -52,6 +52,9 @@ def asinh_compress(image, level, sigma, out=None):
     As in the reference preprocessing, image pixels are first sanitised: NaN becomes 0
     and values are clipped to [-500, 80000]. Pixels whose sigma is not a positive finite
     number give 0.
+
+    The asinh is glibc's single-precision ``asinhf`` bit for bit (what the reference's
+    graph and numpy's float32 ``arcsinh`` compute), reproduced by a vectorised kernel.
     """
     image = np.ascontiguousarray(image, dtype=np.float32)
     level = np.ascontiguousarray(level, dtype=np.float32)
@@ -65,6 +68,33 @@ def asinh_compress(image, level, sigma, out=None):
     else:
         _check_out(out, image.shape, (np.float32,))
     _kernels.asinh_compress(image, level, sigma, out)
+    return out
+
+
+def compress_image(image, mesh_size=200, out=None):
+    """The network's input plane of an image: background estimation and compression.
+
+    image: 2-D array (converted to float32), ADU. out: optional float32 C-contiguous
+    (h, w) array to write into (it may be the image itself, if float32 C-contiguous).
+    Returns the float32 (h, w) plane ``asinh_compress(image, *estimate_background(image,
+    mesh_size))``, equal to it bit for bit, computed without level and sigma planes (each
+    row of them is evaluated next to its pixels) and each pixel once: tile it with
+    ``extract_tiles(plane, origins)``.
+    """
+    image = _image(image)
+    if out is None:
+        out = np.empty_like(image)
+    else:
+        _check_out(out, image.shape, (np.float32,))
+    _kernels.compress_image(image, int(mesh_size), out)
+    return out
+
+
+def _glibc_asinhf(x):
+    """glibc's ``asinhf`` of a float32 array, as the compression kernels compute it (tests)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty_like(x)
+    _kernels.glibc_asinhf(x, out)
     return out
 
 
@@ -179,7 +209,7 @@ def extract_tiles(image, origins, tile_size=400, out=None, level=None, sigma=Non
     With ``level`` and ``sigma`` (h, w) the tile holds the normalised, compressed pixels
     ``asinh((image - level) / sigma)`` (see ``asinh_compress``), in one pass: this saves
     a plane of memory but computes each pixel once per tile holding it (about 4 times at
-    stride T/2), so ``asinh_compress`` into a plane then tiling is faster.
+    stride T/2), so ``compress_image`` into a plane then tiling is faster.
     out: optional float32 C-contiguous (N, 1, T, T) array to write into.
     """
     image = _image(image)
