@@ -83,7 +83,7 @@ class Masker:
     def _run_plane(self, image, desc):
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
-        level, sigma = kernels.estimate_background(image, c.BACK_SIZE)
+        plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
         origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
         out = self.empty_output(image.shape)
         batch = np.empty((min(batch_size, len(origins)), 1, tile, tile), np.float32)
@@ -91,8 +91,7 @@ class Masker:
         for start in tqdm(starts, desc=desc, unit="batch", leave=False,
                           disable=self.quiet or len(starts) < 2):
             part = origins[start:start + batch_size]
-            tiles = kernels.extract_tiles(image, part, tile, out=batch[:len(part)],
-                                          level=level, sigma=sigma)
+            tiles = kernels.extract_tiles(plane, part, tile, out=batch[:len(part)])
             kernels.stitch(self.network(tiles), part, out, margin, self.mode,
                            classes=self.classes, factors=self.factors,
                            thresholds=self.thresholds)

@@ -62,13 +62,13 @@ class Tracker:
         image = np.ascontiguousarray(image, dtype=np.float32)
         if image.ndim != 2 or min(image.shape) < 1:
             raise ValueError(f"expected a 2-D image, got shape {image.shape}")
-        level, sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
+        plane = kernels.compress_image(image, self.config.BACK_SIZE)
         origins = track_origins(*image.shape)
         scores = np.empty(len(origins))
         size = self.config.BATCH_SIZE
         for start in range(0, len(origins), size):
             part = origins[start:start + size]
-            tiles = kernels.extract_tiles(image, part, TILE, level=level, sigma=sigma)
+            tiles = kernels.extract_tiles(plane, part, TILE)
             p = self.network(tiles)[:, 1].astype(np.float64)
             scores[start:start + len(part)] = p / (p + self.factor * (1.0 - p))
         return scores
