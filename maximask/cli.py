@@ -83,25 +83,32 @@ def run_command(spec, argv, process, prog):
     return 1 if failed else 0
 
 
-def _mask_inputs(config, sources, log):
+def _each_source(prog, config, sources, work):
+    """Call work(source) for each input with a progress bar; count the inputs that failed."""
     from tqdm import tqdm
 
+    failed = 0
+    quiet = config.VERBOSE_TYPE == "QUIET"
+    for source in tqdm(sources, desc="files", unit="file", disable=quiet or len(sources) < 2):
+        try:
+            work(source)
+        except (InputError, EngineError) as exc:
+            _say(prog, exc)
+            failed += 1
+    return failed
+
+
+def _mask_inputs(config, sources, log):
     from .masker import Masker
 
     if config.OUTPUT_DIR and not os.path.isdir(config.OUTPUT_DIR):
         raise InputError(config.OUTPUT_DIR, "OUTPUT_DIR is not a directory")
     masker = Masker(config)
-    failed = 0
-    quiet = config.VERBOSE_TYPE == "QUIET"
-    for source in tqdm(sources, desc="files", unit="file", disable=quiet or len(sources) < 2):
-        try:
-            path = masker.run_file(source, log=log)
-        except (InputError, EngineError) as exc:
-            _say("maximask", exc)
-            failed += 1
-        else:
-            log(f"{source.name} -> {path}")
-    return failed
+
+    def work(source):
+        log(f"{source.name} -> {masker.run_file(source, log=log)}")
+
+    return _each_source("maximask", config, sources, work)
 
 
 def main_mask(argv=None):
@@ -115,26 +122,20 @@ def mask_entry():
 
 
 def _track_inputs(config, sources, log):
-    from tqdm import tqdm
-
     from .tracker import Tracker
 
     tracker = Tracker(config)
-    failed, results = 0, []
-    quiet = config.VERBOSE_TYPE == "QUIET"
-    for source in tqdm(sources, desc="files", unit="file", disable=quiet or len(sources) < 2):
-        try:
-            scores = tracker.score_file(source, log=log)
-        except (InputError, EngineError) as exc:
-            _say("maxitrack", exc)
-            failed += 1
-            continue
-        for entry in scores:
+    results = []
+
+    def work(source):
+        for entry in tracker.score_file(source, log=log):
             results.append(entry)
             if config.VERBOSE_TYPE == "FULL":
                 for name, score in entry.hdus:
                     log(f"{name}: {score:.6f}")
             log(f"{entry.name}: {entry.score:.6f}")
+
+    failed = _each_source("maxitrack", config, sources, work)
     write_track_output(config, results)
     return failed
 

@@ -38,7 +38,7 @@ class Masker:
 
     def __init__(self, config=None, **keywords):
         config = config if config is not None else MASK_KEYWORDS.defaults()
-        self.config = config.replace(**{k.upper(): v for k, v in keywords.items()}) if keywords else config
+        self.config = config.replace(**keywords) if keywords else config
         c = self.config
         self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
         # planes follow the class table's order, whatever order CLASSES lists them in

@@ -45,7 +45,7 @@ class Tracker:
 
     def __init__(self, config=None, **keywords):
         config = config if config is not None else TRACK_KEYWORDS.defaults()
-        self.config = config.replace(**{k.upper(): v for k, v in keywords.items()}) if keywords else config
+        self.config = config.replace(**keywords) if keywords else config
         prior = self.config.PRIOR
         self.factor = (1.0 - prior) / prior  # the network was trained on balanced classes
         self._network = None
