@@ -1,6 +1,10 @@
 #include "tiles.h"
 
 #include <algorithm>
+#include <cstdint>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdexcept>
 
 #include "normalize.h"
@@ -22,11 +26,35 @@ std::vector<std::int64_t> tile_starts(std::int64_t dim, std::int64_t tile, std::
     return o;
 }
 
+namespace {
+
+#if defined(__SSE2__)
+// dst[0, n) = src[0, n) with non-temporal stores (no read of the destination lines): for
+// batches much larger than the caches, written once and read later.
+void copy_stream(const float* src, float* dst, std::int64_t n) {
+    std::int64_t i = 0;
+    while (i < n && (reinterpret_cast<std::uintptr_t>(dst + i) & 15u)) {
+        dst[i] = src[i];
+        ++i;
+    }
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+}
+#define MM_STREAM 1
+#endif
+
+}  // namespace
+
 void extract_tiles(const float* image, const float* level, const float* sigma, std::int64_t h,
                    std::int64_t w, const std::int64_t* origins, std::int64_t n,
                    std::int64_t tile, float fill, float* out) {
     const bool compress = level != nullptr && sigma != nullptr;
-#pragma omp parallel for collapse(2) schedule(static)
+    // a batch of more than 64 MiB (beyond any cache): copied with non-temporal stores
+    const bool stream = !compress && n * tile * tile > (std::int64_t{16} << 20);
+    (void)stream;
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(dynamic, 64)
     for (std::int64_t b = 0; b < n; ++b) {
         for (std::int64_t r = 0; r < tile; ++r) {
             const std::int64_t oy = origins[2 * b], ox = origins[2 * b + 1];
@@ -45,9 +73,19 @@ void extract_tiles(const float* image, const float* level, const float* sigma, s
                 asinh_compress_row(image + off + x0, level + off + x0, sigma + off + x0,
                                    dst + x0, x1 - x0);
             } else {
+#ifdef MM_STREAM
+                if (stream) {
+                    copy_stream(image + off + x0, dst + x0, x1 - x0);
+                    continue;
+                }
+#endif
                 std::copy(image + off + x0, image + off + x1, dst + x0);
             }
         }
+    }
+#ifdef MM_STREAM
+    if (stream) _mm_sfence();  // this thread's streamed stores, before the barrier
+#endif
     }
 }
 

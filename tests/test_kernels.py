@@ -220,6 +220,21 @@ def test_mesh_statistics_equal_numpy(shape, mesh, seed):
     np.testing.assert_array_equal(sg, rs)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_mesh_statistics_large_meshes_equal_numpy(seed):
+    """Meshes of >= 4096 values (the sorted band about the median, its fallback to a full
+    sort when the clipping moves the median out of it, the vectorised compaction)."""
+    rng = np.random.default_rng(100 + seed)
+    im = random_sky((300, 330), seed, noise=15.0, nan_frac=0.002, stars=60)
+    im[:100, :110] += np.where(rng.random((100, 110)) < 0.35, 5000.0, 0.0)  # one-sided
+    im[100:200, 110:220] = np.round(im[100:200, 110:220] / 8) * 8  # many ties
+    im[200:, 220:] = rng.standard_cauchy((100, 110)) * 50 + 200  # heavy tails
+    lv, sg = kernels.mesh_statistics(im, 100)
+    rl, rs = np_mesh_statistics(im, 100)
+    np.testing.assert_array_equal(lv, rl)
+    np.testing.assert_array_equal(sg, rs)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_background_nodes_equal_numpy(seed):
     im = random_sky((180, 230), seed, noise=5.0, stars=40)
@@ -425,6 +440,17 @@ def test_stitch_matches_reference_write_order(h, w):
     assert set(ref_coords) == set(index)
     res = np.stack([batch[index[c], 1] for c in ref_coords])
     np.testing.assert_array_equal(out[0], np_ref_stitch(res, ref_coords, h, w, T))
+
+
+def test_extract_large_batch_copies_exactly():
+    """A batch beyond 64 MiB (copied with non-temporal stores), rows not 16-byte aligned."""
+    rng = np.random.default_rng(7)
+    im = rng.random((2400, 2403), dtype=np.float32)
+    org = kernels.tile_origins(*im.shape, 400, 100)
+    assert len(org) * 400 * 400 * 4 > 64 << 20
+    b = kernels.extract_tiles(im, org, 400)
+    for i, (y, x) in enumerate(org):
+        np.testing.assert_array_equal(b[i, 0], im[y: y + 400, x: x + 400])
 
 
 def test_extract_fused_compression_equals_two_steps():
