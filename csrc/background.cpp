@@ -179,6 +179,22 @@ void radix_sort(const float* in, std::int64_t n, std::vector<std::uint32_t>& a,
     }
 }
 
+// Compaction step by step, from src[i] to src[m): the scalar form of the kernels below
+// (branch-free: each value is written, and the write position moves only if it is kept).
+inline std::int64_t compact_from(const float* src, std::int64_t i, std::int64_t m, float lo,
+                                 float hi, float* dst, std::int64_t j, std::int64_t nb,
+                                 std::int64_t* below) {
+    for (; i < m; ++i) {
+        const float x = src[i];
+        const bool in = (x >= lo) & (x <= hi);
+        nb += x < lo;
+        dst[j] = x;
+        j += in;
+    }
+    *below = nb;
+    return j;
+}
+
 // Compaction: the values of src[0, m) within [lo, hi], in order, into dst (may be src:
 // in place), and how many lie below lo. Returns how many were kept.
 std::int64_t compact_scalar(const float* src, std::int64_t m, float lo, float hi, float* dst,
@@ -202,15 +218,7 @@ std::int64_t compact_scalar(const float* src, std::int64_t m, float lo, float hi
             j += in;
         }
     }
-    for (; i < m; ++i) {
-        const float x = src[i];
-        const bool in = (x >= lo) & (x <= hi);
-        nb += x < lo;
-        dst[j] = x;
-        j += in;
-    }
-    *below = nb;
-    return j;
+    return compact_from(src, i, m, lo, hi, dst, j, nb, below);
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -247,15 +255,7 @@ __attribute__((target("avx2,popcnt"))) std::int64_t compact_avx2(
         _mm256_storeu_ps(dst + j, _mm256_permutevar8x32_ps(x, p));
         j += __builtin_popcount(static_cast<unsigned>(mk));
     }
-    for (; i < m; ++i) {
-        const float x = src[i];
-        const bool in = (x >= lo) & (x <= hi);
-        nb += x < lo;
-        dst[j] = x;
-        j += in;
-    }
-    *below = nb;
-    return j;
+    return compact_from(src, i, m, lo, hi, dst, j, nb, below);
 }
 
 bool have_avx2() {
