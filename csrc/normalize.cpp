@@ -1,3 +1,10 @@
+// The asinhf below follows glibc's arithmetic step by step so that the network sees the
+// reference's inputs bit for bit. Its constants and algorithms come from:
+//  - fdlibm (asinhf, log1pf): Copyright (C) 1993 by Sun Microsystems, Inc. All rights
+//    reserved. Developed at SunPro, a Sun Microsystems, Inc. business. Permission to use,
+//    copy, modify, and distribute this software is freely granted, provided that this
+//    notice is preserved.
+//  - logf: Copyright (c) 2017-2018, Arm Limited (Arm Optimized Routines), MIT licence.
 #include "normalize.h"
 
 #include <cmath>
