@@ -176,19 +176,8 @@ MM_INLINE float asinhf_small(float x) {
 // Whether asinhf_glibc(x) needs more than asinhf_small: |x| > 2, inf, NaN.
 MM_INLINE bool asinh_big(float x) { return (as_u32(x) & 0x7fffffffu) > 0x40000000u; }
 
-template <bool Fma>
-MM_INLINE float compress_one(float v, float level, float sigma) {
-    const bool ok = sigma > 0.0f && sigma < 3.4e38f;  // false for NaN, inf, <= 0
-    v = v != v ? 0.0f : v;
-    v = v > 80000.0f ? 80000.0f : v;  // sanitize(), branch-free
-    v = v < -500.0f ? -500.0f : v;
-    const float x = (v - level) / (ok ? sigma : 1.0f);
-    const float a = asinhf_glibc<Fma>(x);
-    return ok ? a : 0.0f;
-}
-
 // The normalised argument of compress_one, 0 where sigma is not usable (asinh(0) = +0,
-// compress_one's value there).
+// the compressed value there).
 MM_INLINE float compress_arg(float v, float level, float sigma) {
     const bool ok = sigma > 0.0f && sigma < 3.4e38f;  // false for NaN, inf, <= 0
     v = v != v ? 0.0f : v;
@@ -196,6 +185,11 @@ MM_INLINE float compress_arg(float v, float level, float sigma) {
     v = v < -500.0f ? -500.0f : v;
     const float x = (v - level) / (ok ? sigma : 1.0f);
     return ok ? x : 0.0f;
+}
+
+template <bool Fma>
+MM_INLINE float compress_one(float v, float level, float sigma) {
+    return asinhf_glibc<Fma>(compress_arg(v, level, sigma));
 }
 
 // Indices i in [0, m) of the xs[i] with asinh_big(xs[i]), in order, into idx; returns
