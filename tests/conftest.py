@@ -6,11 +6,28 @@ import pytest
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
+def load_fixture(name):
+    """The arrays of tests/data/<name>.npz, as a dict."""
+    with np.load(os.path.join(DATA, f"{name}.npz")) as f:
+        return {k: f[k] for k in f.files}
+
+
 @pytest.fixture(scope="session")
 def network_tiles():
     """Reference TensorFlow inputs/outputs on 400x400 tiles (tools/make_network_fixtures.py)."""
-    with np.load(os.path.join(DATA, "network_tiles.npz")) as f:
-        return {k: f[k] for k in f.files}
+    return load_fixture("network_tiles")
+
+
+@pytest.fixture(scope="session")
+def e2e():
+    """A field and the reference command's outputs on it (tools/make_e2e_fixture.py)."""
+    return load_fixture("e2e_reference")
+
+
+@pytest.fixture(scope="session")
+def track_ref():
+    """Two fields and the reference MaxiTrack scores (tools/make_track_fixture.py)."""
+    return load_fixture("track_reference")
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,9 @@
 """The masking pipeline end to end against the reference MaxiMask 1.4.1 command."""
-import os
-
 import numpy as np
 import pytest
 
 from maximask.classes import ABBREVIATIONS
 from maximask.masker import Masker
-
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-
-
-@pytest.fixture(scope="module")
-def e2e():
-    with np.load(os.path.join(DATA, "e2e_reference.npz")) as f:
-        return {k: f[k] for k in f.files}
 
 
 def test_probabilities_match_the_reference(e2e):

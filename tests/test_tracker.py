@@ -11,14 +11,7 @@ from maximask.cli import main_track
 from maximask.config import TRACK_KEYWORDS, dump
 from maximask.tracker import track_origins
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-
-
-
-@pytest.fixture(scope="module")
-def ref():
-    with np.load(os.path.join(DATA, "track_reference.npz")) as f:
-        return {k: f[k] for k in f.files}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +19,10 @@ def tracker():
     return maximask.Tracker(verbose_type="QUIET")
 
 
-def test_scores_match_the_reference_on_whole_images(ref, tracker):
-    ours = [tracker.score(ref["guided"]), tracker.score(ref["marginal"])]
-    np.testing.assert_allclose(ours, ref["scores"], atol=1.5e-3)
-    assert 0.2 < ref["scores"][1] < 0.8  # a score that the prior correction really shapes
+def test_scores_match_the_reference_on_whole_images(track_ref, tracker):
+    ours = [tracker.score(track_ref["guided"]), tracker.score(track_ref["marginal"])]
+    np.testing.assert_allclose(ours, track_ref["scores"], atol=1.5e-3)
+    assert 0.2 < track_ref["scores"][1] < 0.8  # a score that the prior correction really shapes
 
 
 def test_tiles_are_anchored_as_the_reference():
@@ -38,8 +31,8 @@ def test_tiles_are_anchored_as_the_reference():
     assert track_origins(300, 1000).tolist() == [[0, 200], [0, 600]]
 
 
-def test_prior_correction_and_partial_batches(ref):
-    field = np.concatenate([ref["guided"], ref["marginal"]], axis=1)  # 850 x 1660: 8 tiles
+def test_prior_correction_and_partial_batches(track_ref):
+    field = np.concatenate([track_ref["guided"], track_ref["marginal"]], axis=1)  # 850 x 1660: 8 tiles
     raw = maximask.Tracker(prior=0.5, batch_size=3, verbose_type="QUIET").tile_scores(field)
     whole = maximask.Tracker(prior=0.5, batch_size=8, verbose_type="QUIET").tile_scores(field)
     np.testing.assert_allclose(raw, whole, atol=1e-6)  # batches of 3: the last one is partial
@@ -47,13 +40,13 @@ def test_prior_correction_and_partial_batches(ref):
     np.testing.assert_allclose(corrected, raw / (raw + 19 * (1 - raw)), rtol=1e-6, atol=1e-12)
 
 
-def test_small_images_are_padded_and_scored(ref, tracker):
-    score = tracker.score(ref["marginal"][:250, :300])
+def test_small_images_are_padded_and_scored(track_ref, tracker):
+    score = tracker.score(track_ref["marginal"][:250, :300])
     assert 0.0 <= score <= 1.0
 
 
-def test_cube_planes_are_scored_apart(ref, tracker):
-    cube = np.stack([ref["guided"][:400, :400], ref["marginal"][450:, 430:]]).astype(np.float32)
+def test_cube_planes_are_scored_apart(track_ref, tracker):
+    cube = np.stack([track_ref["guided"][:400, :400], track_ref["marginal"][450:, 430:]]).astype(np.float32)
     scores = tracker.score(cube)
     assert scores.shape == (2,)
     assert scores[0] == pytest.approx(tracker.score(cube[0]))
@@ -63,13 +56,13 @@ def test_cube_planes_are_scored_apart(ref, tracker):
 def test_default_track_file_is_what_dash_d_prints(capsys):
     assert main_track(["-d"]) == 0
     out = capsys.readouterr().out
-    with open(os.path.join(os.path.dirname(DATA), "..", "config", "default.track")) as f:
+    with open(os.path.join(ROOT, "config", "default.track")) as f:
         assert f.read() == out == dump(TRACK_KEYWORDS)
 
 
-def test_command_writes_one_line_per_file_and_cube_plane(ref, tmp_path, capsys, monkeypatch):
+def test_command_writes_one_line_per_file_and_cube_plane(track_ref, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    g, m = ref["guided"].astype(np.float32), ref["marginal"].astype(np.float32)
+    g, m = track_ref["guided"].astype(np.float32), track_ref["marginal"].astype(np.float32)
     fits.PrimaryHDU(m).writeto("one.fits")
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(g), fits.ImageHDU(m)]).writeto("mef.fits")
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.stack([g[:400, :400], m[:400, :400]]))]).writeto("cube.fits")
@@ -81,14 +74,14 @@ def test_command_writes_one_line_per_file_and_cube_plane(ref, tmp_path, capsys, 
     assert any("PRIOR 0.05" in line for line in header) and any("SCORE" in line for line in header)
     assert [r[0] for r in rows] == ["one.fits", "mef.fits", "cube.fits[1][0]", "cube.fits[1][1]"]
     scores = {r[0]: float(r[1]) for r in rows}
-    assert scores["one.fits"] == pytest.approx(ref["scores"][1], abs=1.5e-3)
-    assert scores["mef.fits"] == pytest.approx(np.mean(ref["scores"]), abs=1.5e-3)  # 2-D HDUs averaged
+    assert scores["one.fits"] == pytest.approx(track_ref["scores"][1], abs=1.5e-3)
+    assert scores["mef.fits"] == pytest.approx(np.mean(track_ref["scores"]), abs=1.5e-3)  # 2-D HDUs averaged
 
 
-def test_json_output_and_frac_reproducibility(ref, tmp_path, capsys, monkeypatch):
+def test_json_output_and_frac_reproducibility(track_ref, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    tiles = [ref["guided"][:400, :400], ref["marginal"][:400, :400], ref["marginal"][450:, 430:],
-             ref["guided"][450:, 430:]]
+    tiles = [track_ref["guided"][:400, :400], track_ref["marginal"][:400, :400], track_ref["marginal"][450:, 430:],
+             track_ref["guided"][450:, 430:]]
     fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(t.astype(np.float32)) for t in tiles]).writeto("m.fits")
 
     def run(seed):
