@@ -97,6 +97,8 @@ class Network:
             raise EngineError("device CUDA requested but onnxruntime could not start the CUDA provider")
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        # MaxiMask's second input: the (y0, x0, y1, x1) part of each tile to compute.
+        self.takes_window = any(i.name == "window" for i in self.session.get_inputs())
         if max_pixels is None:
             max_pixels = CPU_MAX_PIXELS if self.device == "CPU" else None
         self.max_pixels = max_pixels
@@ -107,24 +109,46 @@ class Network:
         """The execution provider that runs the graph, e.g. 'CPUExecutionProvider'."""
         return self.session.get_providers()[0]
 
-    def __call__(self, batch):
-        """Run the network on a float32 (N, 1, H, W) batch of compressed pixels."""
+    def __call__(self, batch, window=None):
+        """Run the network on a float32 (N, 1, H, W) batch of compressed pixels.
+
+        window: for MaxiMask, (y0, x0, y1, x1) with 0 <= y0 < y1 <= H, 0 <= x0 < x1 <= W,
+        the part of every tile whose probabilities are returned, (N, 14, y1 - y0, x1 - x0);
+        default the whole tile. The network computes only what that part depends on.
+        """
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        feeds = {}
+        if self.takes_window:
+            feeds["window"] = self._window(window, batch.shape)
+        elif window is not None:
+            raise ValueError("this network takes no window")
         run = self._run_bound if self.io_binding else self._run
         per_run = len(batch)
         if self.max_pixels:
             per_run = max(1, min(per_run, self.max_pixels // (batch.shape[2] * batch.shape[3])))
         if per_run >= len(batch):
-            return run(batch)
-        return np.concatenate([run(batch[k:k + per_run]) for k in range(0, len(batch), per_run)])
+            return run(batch, feeds)
+        return np.concatenate([run(batch[k:k + per_run], feeds) for k in range(0, len(batch), per_run)])
 
-    def _run(self, batch):
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+    @staticmethod
+    def _window(window, shape):
+        h, w = shape[2], shape[3]
+        if window is None:
+            return np.array([0, 0, h, w], np.int64)
+        y0, x0, y1, x1 = (int(v) for v in window)
+        if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+            raise ValueError(f"window {tuple(window)} is not inside a {h}x{w} tile")
+        return np.array([y0, x0, y1, x1], np.int64)
 
-    def _run_bound(self, batch):
+    def _run(self, batch, feeds):
+        return self.session.run([self.output_name], {self.input_name: batch, **feeds})[0]
+
+    def _run_bound(self, batch, feeds):
         binding = self.session.io_binding()
         device = "cuda" if self.device == "CUDA" else "cpu"
         binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(batch, device, 0))
+        for name, value in feeds.items():  # shape-like inputs stay in host memory
+            binding.bind_cpu_input(name, value)
         binding.bind_output(self.output_name, "cpu")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]

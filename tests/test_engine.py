@@ -57,3 +57,13 @@ def test_io_binding_path_with_the_cpu_provider_standing_in_for_cuda(network_tile
     bound = engine.open_network("maximask", device="CPU", io_binding=True, max_pixels=0)
     assert bound.io_binding and not maximask_net.io_binding
     assert np.abs(bound(x) - maximask_net(x)).max() <= 1e-6
+    window = (100, 0, 300, 300)  # the window input is bound in host memory
+    assert np.abs(bound(x, window) - maximask_net(x)[:, :, 100:300, :300]).max() <= 1e-6
+    one_by_one = engine.open_network("maximask", device="CPU", max_pixels=400 * 400)
+    assert np.abs(one_by_one(x, window) - bound(x, window)).max() <= 1e-6
+
+
+def test_maxitrack_takes_no_window(network_tiles, maxitrack_net):
+    x = np.arcsinh(network_tiles["inputs"][:1])[:, None].astype(np.float32)
+    with pytest.raises(ValueError, match="takes no window"):
+        maxitrack_net(x, (0, 0, 10, 10))

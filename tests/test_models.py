@@ -58,6 +58,31 @@ def test_maximask_dynamic_shapes(maximask_net, shape):
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
 
 
+@pytest.mark.parametrize("window", [(100, 100, 300, 300), (0, 100, 300, 300), (100, 0, 300, 400),
+                                    (0, 0, 300, 148), (100, 100, 400, 400), (37, 201, 38, 399), (0, 0, 400, 400)])
+def test_maximask_window_equals_the_same_part_of_the_whole_tile(network_tiles, maximask_net, window):
+    """The decoder computes only what the window depends on: same numbers, less work."""
+    x = compressed(network_tiles["inputs"])
+    whole = maximask_net(x)
+    y0, x0, y1, x1 = window
+    part = maximask_net(x, window)
+    assert part.shape == (3, 14, y1 - y0, x1 - x0)
+    assert np.abs(part - whole[:, :, y0:y1, x0:x1]).max() <= 1e-6
+
+
+def test_maximask_window_on_odd_tiles(maximask_net):
+    x = np.arcsinh(np.random.default_rng(3).normal(0, 2, (1, 1, 333, 257))).astype(np.float32)
+    whole = maximask_net(x)
+    part = maximask_net(x, (50, 61, 251, 200))
+    assert np.abs(part - whole[:, :, 50:251, 61:200]).max() <= 1e-6
+
+
+@pytest.mark.parametrize("window", [(0, 0, 401, 400), (-1, 0, 300, 300), (200, 0, 200, 400)])
+def test_maximask_rejects_windows_outside_the_tile(maximask_net, window):
+    with pytest.raises(ValueError, match="not inside a 400x400 tile"):
+        maximask_net(np.zeros((1, 1, 400, 400), np.float32), window)
+
+
 def test_larger_input_agrees_with_tile_in_its_centre(network_tiles, maximask_net):
     # Fully convolutional: embedding a tile in a larger frame changes only the borders'
     # context, so deep inside, the probabilities barely move.
@@ -74,7 +99,8 @@ def test_model_graph_interfaces():
     assert dims == ["N", 1, "H", "W"]
     assert {n.op_type for n in mm.graph.node} >= {"MaxPool", "MaxUnpool", "Sigmoid"}
     assert "Asinh" not in {n.op_type for n in mm.graph.node}
-    n_params = sum(int(np.prod(t.dims)) for t in mm.graph.initializer)
+    assert [i.name for i in mm.graph.input] == ["input", "window"]
+    n_params = sum(int(np.prod(t.dims)) for t in mm.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
     assert n_params == 5_727_944  # the published network's parameter count
     mt = onnx.load(model_path("maxitrack"), load_external_data=False)
     dims = [d.dim_param or d.dim_value for d in mt.graph.input[0].type.tensor_type.shape.dim]

@@ -48,8 +48,21 @@ class GraphBuilder:
         return self.op("Relu", [self.conv(x, weights, layer, pad=1)], f"{layer}.relu")
 
 
+# The most convolutions in a row at each decoder level on any path to the output: the halo
+# (in that level's pixels) its extent keeps around the part the level above needs.
+DECODER_CONVS = {0: 2, 1: 1, 2: 2, 3: 2, 4: 2}
+
+
 def build_maximask(weights):
-    """The MaxiMask encoder/decoder with unpool-conv paths (UCPs), input (N, 1, H, W)."""
+    """The MaxiMask encoder/decoder with unpool-conv paths (UCPs).
+
+    Inputs: ``input`` (N, 1, H, W) and ``window`` int64 (y0, x0, y1, x1), the part of the
+    tile whose probabilities are wanted ((0, 0, H, W) for all of it). The encoder always runs
+    on the whole tile (its deepest level sees all of it); the decoder levels run only on the
+    window, halved at each level down, plus the halo of their convolutions, so their zero
+    padding at the cropped edges never reaches the window. Output (N, 14, y1-y0, x1-x0)
+    (clamped to the tile), equal to the same window of the whole-tile output.
+    """
     g = GraphBuilder()
     x = "input"
 
@@ -67,27 +80,53 @@ def build_maximask(weights):
         argmax.append(idx)
     x = g.conv_relu(x, weights, "conv2d_8")
 
+    # Extents (starts, ends) of the decoder at levels 0..4: the window plus the halo of the
+    # level's convolutions, then halved (floor/ceil) for the level below. Starts are
+    # clamped at 0; Slice clamps the ends to the tensor.
+    axes = g.const("axes_hw", np.array([2, 3], np.int64))
+    zero, one, two = (g.const(f"int{v}", np.array(v, np.int64)) for v in (0, 1, 2))
+    window_starts, window_ends = g.op("Split", ["window", g.const("split22", np.array([2, 2], np.int64))],
+                                      "window.split", n_out=2, axis=0)
+    starts, ends = window_starts, window_ends
+    extent = {}
+    for level in range(5):
+        halo = g.const(f"halo{level}", np.array(DECODER_CONVS[level], np.int64))
+        starts = g.op("Max", [g.op("Sub", [starts, halo], f"start{level}.halo"), zero], f"start{level}")
+        ends = g.op("Add", [ends, halo], f"end{level}")
+        extent[level] = (starts, ends)
+        starts = g.op("Div", [starts, two], f"start{level}.half")
+        ends = g.op("Div", [g.op("Add", [ends, one], f"end{level}.up"), two], f"end{level}.half")
+
+    def crop(v, level, name):
+        return g.op("Slice", [v, extent[level][0], extent[level][1], axes], name)
+
+    cropped_argmax = {level: crop(argmax[level], level + 1, f"argmax{level}.crop") for level in range(4)}
+    cropped_argmax[4] = argmax[4]  # the bottleneck (level 5) is never cropped
     counter = iter(range(1000))
 
     def unpool(v, level):
-        """Scatter v to the argmax positions of encoder pool `level` (TF unpool).
+        """Scatter v (level + 1, cropped) to the argmax positions of encoder pool `level`
+        (TF unpool), then crop to the level's extent.
 
         The end pads make onnxruntime accept odd output sizes (2n - 1) as well as even ones;
-        the size itself comes from the encoder activation's shape.
+        the size itself comes from the encoder activation's shape, so the cropped argmax
+        (flat indices into the whole activation) lands where it should.
         """
-        return g.op("MaxUnpool", [v, argmax[level], shapes[level]], f"unpool{next(counter)}",
-                    kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])
+        k = next(counter)
+        v = g.op("MaxUnpool", [v, cropped_argmax[level], shapes[level]], f"unpool{k}",
+                 kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])
+        return crop(v, level, f"unpool{k}.crop")
 
     # Decoder: unpool, add the encoder activation of the level, convolve.
     dec_layers = {4: ["conv2d_9", "conv2d_10"], 3: ["conv2d_11", "conv2d_12"],
                   2: ["conv2d_13", "conv2d_14"], 1: ["conv2d_15"]}
     dec_out = {}
     for level in (4, 3, 2, 1):
-        x = g.op("Add", [unpool(x, level), acts[level]], f"skip{level}")
+        x = g.op("Add", [unpool(x, level), crop(acts[level], level, f"act{level}.crop")], f"skip{level}")
         for layer in dec_layers[level]:
             x = g.conv_relu(x, weights, layer)
         dec_out[level] = x
-    x = g.op("Add", [unpool(x, 0), acts[0]], "skip0")
+    x = g.op("Add", [unpool(x, 0), crop(acts[0], 0, "act0.crop")], "skip0")
     heads = [g.conv_relu(x, weights, "conv2d_16")]
 
     # UCPs: bring decoder levels 4..1 back to full resolution by unpool + conv steps.
@@ -101,12 +140,18 @@ def build_maximask(weights):
         heads.append(y)
 
     x = g.op("Concat", heads, "concat", axis=1)
-    x = g.op("Sigmoid", [g.conv(x, weights, "conv2d_27", pad=1)], "probabilities")
+    x = g.conv(x, weights, "conv2d_27", pad=1)
+    # The window, relative to the level-0 extent.
+    w_starts = g.op("Sub", [window_starts, extent[0][0]], "window.rel_starts")
+    w_ends = g.op("Sub", [window_ends, extent[0][0]], "window.rel_ends")
+    x = g.op("Slice", [x, w_starts, w_ends, axes], "window.crop")
+    x = g.op("Sigmoid", [x], "probabilities")
 
     graph = helper.make_graph(
         g.nodes, "maximask",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 14, "H", "W"])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"]),
+         helper.make_tensor_value_info("window", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 14, "h", "w"])],
         g.inits)
     return graph
 
