@@ -75,17 +75,18 @@ def main():
     t_pre = best_time(preprocess, args.repeat)
     add("preprocessing (compress_image + extract_tiles)", t_pre)
 
-    # post-processing: stitch a batch of 14-class outputs into an int16 FLAGS plane, in
-    # batches of 16 tiles reusing one probability buffer (as a pipeline does)
+    # post-processing: stitch 14-class outputs of the tiles' central windows into an int16
+    # FLAGS plane, in batches of 16 tiles reusing one probability buffer (as the masker does)
     rng = np.random.default_rng(1)
-    probs = rng.random((16, NCLASSES, T, T), dtype=np.float32)
+    window = (M, M, T - M, T - M)
+    probs = rng.random((16, NCLASSES, T - 2 * M, T - 2 * M), dtype=np.float32)
     flags = np.zeros((n, n), np.int16)
     fac = kernels.prior_factors(DEFAULT_PRIORS)
 
     def post():
         for i in range(0, len(org), 16):
             o = org[i: i + 16]
-            kernels.stitch(probs[: len(o)], o, flags, M, "flags", None, fac, DEFAULT_THRESHOLDS)
+            kernels.stitch(probs[: len(o)], o, flags, window, "flags", None, fac, DEFAULT_THRESHOLDS)
 
     add("post-processing (stitch -> int16 flags, 14 cl.)", best_time(post, args.repeat))
 

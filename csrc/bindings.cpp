@@ -129,6 +129,10 @@ std::vector<std::int64_t> tile_starts(std::int64_t dim, std::int64_t tile, std::
     return maximask::tile_starts(dim, tile, margin);
 }
 
+std::vector<std::int64_t> tile_spans(std::int64_t dim, std::int64_t tile, std::int64_t margin) {
+    return maximask::tile_spans(dim, tile, margin);
+}
+
 void check_origins(const i64array& origins, std::int64_t h, std::int64_t w, std::int64_t tile) {
     if (origins.ndim() != 2 || origins.shape(1) != 2)
         throw std::invalid_argument("origins must be an (N, 2) array of (y, x)");
@@ -171,13 +175,13 @@ void extract_tiles(const farray& image, const py::object& level_obj,
 }
 
 template <class T>
-void stitch(const farray& batch, const i64array& origins, std::int64_t margin,
+void stitch(const farray& batch, const i64array& origins, std::int64_t y0, std::int64_t x0,
             const std::string& mode, const i32array& channels, const py::object& factors_obj,
             const farray& thresholds, const i64array& bits, outarray<T> out) {
-    if (batch.ndim() != 4 || batch.shape(2) != batch.shape(3))
-        throw std::invalid_argument("batch must have shape (N, C, T, T)");
-    const std::int64_t n = batch.shape(0), nch = batch.shape(1), tile = batch.shape(2);
-    if (origins.ndim() != 2 || origins.shape(0) != n)
+    if (batch.ndim() != 4)
+        throw std::invalid_argument("batch must have shape (N, C, h, w)");
+    const std::int64_t n = batch.shape(0), nch = batch.shape(1);
+    if (origins.ndim() != 2 || origins.shape(0) != n || origins.shape(1) != 2)
         throw std::invalid_argument("origins must be an (N, 2) array, one row per tile");
     maximask::PostProcess pp;
     if (mode == "proba") pp.mode = maximask::OutputMode::Probability;
@@ -191,8 +195,6 @@ void stitch(const farray& batch, const i64array& origins, std::int64_t margin,
     if ((planes && out.ndim() != 3) || (planes && out.shape(0) != k) || (!planes && out.ndim() != 2))
         throw std::invalid_argument("out has the wrong number of dimensions or planes");
     const std::int64_t h = out.shape(out.ndim() - 2), w = out.shape(out.ndim() - 1);
-    check_origins(origins, h, w, tile);
-    if (2 * margin >= tile || margin < 0) throw std::invalid_argument("need 0 <= margin < T / 2");
     if (thresholds.size() != k || bits.size() != k)
         throw std::invalid_argument("thresholds and bits need one value per selected class");
     const std::int32_t* ch = channels.data();
@@ -214,7 +216,7 @@ void stitch(const farray& batch, const i64array& origins, std::int64_t margin,
     const std::int64_t* org = origins.data();
     T* o = out.mutable_data();
     py::gil_scoped_release release;
-    maximask::stitch<T>(bt, n, nch, tile, org, h, w, margin, pp, o);
+    maximask::stitch<T>(bt, n, nch, batch.shape(2), batch.shape(3), y0, x0, org, h, w, pp, o);
 }
 
 }  // namespace
@@ -238,20 +240,19 @@ PYBIND11_MODULE(_kernels, m) {
           py::arg("level"), py::arg("sigma"), "Level and sigma maps written into level, sigma.");
     m.def("tile_starts", &tile_starts, py::arg("dim"), py::arg("tile"), py::arg("margin"),
           "Tile origins along one axis.");
+    m.def("tile_spans", &tile_spans, py::arg("dim"), py::arg("tile"), py::arg("margin"),
+          "(lo, hi) pairs, relative to each origin, of the part of the axis each tile writes.");
     m.def("extract_tiles", &extract_tiles, py::arg("image"), py::arg("level"), py::arg("sigma"),
           py::arg("origins"), py::arg("tile"), py::arg("fill"), py::arg("out"),
           "Copy (or normalise and compress) tiles into out (N, 1, T, T).");
-    const char* sd = "Stitch a batch (N, C, T, T) into out with post-processing.";
-    m.def("stitch", &stitch<float>, py::arg("batch"), py::arg("origins"), py::arg("margin"),
-          py::arg("mode"), py::arg("channels"), py::arg("factors"), py::arg("thresholds"),
-          py::arg("bits"), py::arg("out").noconvert(), sd);
-    m.def("stitch", &stitch<std::uint8_t>, py::arg("batch"), py::arg("origins"),
-          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
+    const char* sd = "Stitch a batch (N, C, h, w) of tile windows at (y0, x0) into out.";
+#define MAXIMASK_DEF_STITCH(T)                                                                 \
+    m.def("stitch", &stitch<T>, py::arg("batch"), py::arg("origins"), py::arg("y0"),          \
+          py::arg("x0"), py::arg("mode"), py::arg("channels"), py::arg("factors"),            \
           py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
-    m.def("stitch", &stitch<std::int16_t>, py::arg("batch"), py::arg("origins"),
-          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
-          py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
-    m.def("stitch", &stitch<std::int32_t>, py::arg("batch"), py::arg("origins"),
-          py::arg("margin"), py::arg("mode"), py::arg("channels"), py::arg("factors"),
-          py::arg("thresholds"), py::arg("bits"), py::arg("out").noconvert(), sd);
+    MAXIMASK_DEF_STITCH(float)
+    MAXIMASK_DEF_STITCH(std::uint8_t)
+    MAXIMASK_DEF_STITCH(std::int16_t)
+    MAXIMASK_DEF_STITCH(std::int32_t)
+#undef MAXIMASK_DEF_STITCH
 }

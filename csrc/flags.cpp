@@ -4,32 +4,25 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "tiles.h"
 
 namespace maximask {
 
 template <class T>
-void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int64_t tile,
-            const std::int64_t* origins, std::int64_t h, std::int64_t w, std::int64_t margin,
-            const PostProcess& pp, T* out) {
-    const std::int64_t plane = tile * tile;
+void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int64_t wh,
+            std::int64_t ww, std::int64_t wy, std::int64_t wx, const std::int64_t* origins,
+            std::int64_t h, std::int64_t w, const PostProcess& pp, T* out) {
+    const std::int64_t plane = wh * ww;
     const std::int64_t image_plane = h * w;
     for (std::int64_t b = 0; b < n; ++b) {  // tiles in order: later ones overwrite
-        const std::int64_t oy = origins[2 * b], ox = origins[2 * b + 1];
-        std::int64_t y0, y1, x0, x1;
-        kept_range(oy, h, tile, margin, &y0, &y1);
-        kept_range(ox, w, tile, margin, &x0, &x1);
-        y0 = std::max<std::int64_t>(y0, 0);
-        x0 = std::max<std::int64_t>(x0, 0);
-        y1 = std::min(y1, h);
-        x1 = std::min(x1, w);
+        const std::int64_t oy = origins[2 * b] + wy, ox = origins[2 * b + 1] + wx;
+        const std::int64_t y0 = std::max<std::int64_t>(oy, 0), y1 = std::min(oy + wh, h);
+        const std::int64_t x0 = std::max<std::int64_t>(ox, 0), x1 = std::min(ox + ww, w);
         if (y1 <= y0 || x1 <= x0) continue;
         const float* tb = batch + b * channels * plane;
         const std::int64_t len = x1 - x0;
 #pragma omp parallel for schedule(static)
         for (std::int64_t y = y0; y < y1; ++y) {
-            const std::int64_t ty = y - oy;
-            const std::int64_t src_off = ty * tile + (x0 - ox);
+            const std::int64_t src_off = (y - oy) * ww + (x0 - ox);
             if (pp.mode == OutputMode::Probability || pp.mode == OutputMode::Binary) {
                 for (std::int64_t k = 0; k < pp.nsel; ++k) {
                     const float* src = tb + pp.channel[k] * plane + src_off;
@@ -73,17 +66,17 @@ void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int6
     }
 }
 
-template void stitch<float>(const float*, std::int64_t, std::int64_t, std::int64_t,
-                            const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
-                            const PostProcess&, float*);
-template void stitch<std::uint8_t>(const float*, std::int64_t, std::int64_t, std::int64_t,
-                                   const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
-                                   const PostProcess&, std::uint8_t*);
-template void stitch<std::int16_t>(const float*, std::int64_t, std::int64_t, std::int64_t,
-                                   const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
-                                   const PostProcess&, std::int16_t*);
-template void stitch<std::int32_t>(const float*, std::int64_t, std::int64_t, std::int64_t,
-                                   const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
-                                   const PostProcess&, std::int32_t*);
+template void stitch<float>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
+                   const PostProcess&, float*);
+template void stitch<std::uint8_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
+                   const PostProcess&, std::uint8_t*);
+template void stitch<std::int16_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
+                   const PostProcess&, std::int16_t*);
+template void stitch<std::int32_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
+                   const PostProcess&, std::int32_t*);
 
 }  // namespace maximask

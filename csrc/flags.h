@@ -21,12 +21,13 @@ struct PostProcess {
     const std::int64_t* bit;      // K bit values; 0: never flagged (Flags, Weight)
 };
 
-// batch: n x channels x tile x tile float32; origins: n (y, x) pairs. Each tile writes
-// its kept part (tiles.h kept_range) into `out`, tiles in order (a later tile overwrites
-// an earlier one where they overlap). T is the output element type.
+// batch: n x channels x wh x ww float32, the window [y0, y0 + wh) x [x0, x0 + ww) of
+// each tile (tile coordinates); origins: n (y, x) pairs. Each tile writes its window at
+// origin + (y0, x0) into `out` (h x w, clipped to it), tiles in order. T is the output
+// element type.
 template <class T>
-void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int64_t tile,
-            const std::int64_t* origins, std::int64_t h, std::int64_t w, std::int64_t margin,
-            const PostProcess& pp, T* out);
+void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int64_t wh,
+            std::int64_t ww, std::int64_t y0, std::int64_t x0, const std::int64_t* origins,
+            std::int64_t h, std::int64_t w, const PostProcess& pp, T* out);
 
 }  // namespace maximask

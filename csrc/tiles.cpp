@@ -26,6 +26,18 @@ std::vector<std::int64_t> tile_starts(std::int64_t dim, std::int64_t tile, std::
     return o;
 }
 
+std::vector<std::int64_t> tile_spans(std::int64_t dim, std::int64_t tile, std::int64_t margin) {
+    const std::vector<std::int64_t> o = tile_starts(dim, tile, margin);
+    std::vector<std::int64_t> spans;
+    for (std::size_t k = 0; k < o.size(); ++k) {
+        const std::int64_t lo = k == 0 ? 0 : o[k] + margin;
+        const std::int64_t hi = k + 1 < o.size() ? o[k + 1] + margin : dim;
+        spans.push_back(lo - o[k]);
+        spans.push_back(hi - o[k]);
+    }
+    return spans;
+}
+
 namespace {
 
 #if defined(__SSE2__)

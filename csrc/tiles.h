@@ -11,14 +11,13 @@ namespace maximask {
 // reach it. An axis shorter than the tile has the single origin 0 (the tile is padded).
 std::vector<std::int64_t> tile_starts(std::int64_t dim, std::int64_t tile, std::int64_t margin);
 
-// The pixel range [lo, hi) of an axis that the tile at `origin` writes: its central part
-// [origin + margin, origin + tile - margin), extended to 0 at the near edge and to dim at
-// the far edge.
-inline void kept_range(std::int64_t origin, std::int64_t dim, std::int64_t tile,
-                       std::int64_t margin, std::int64_t* lo, std::int64_t* hi) {
-    *lo = origin == 0 ? 0 : origin + margin;
-    *hi = origin + tile >= dim ? dim : origin + tile - margin;
-}
+// The part of an axis each tile of tile_starts(dim, tile, margin) writes back, relative to
+// its origin: (lo, hi) pairs, one per origin. Tile k keeps [origin + margin, next origin +
+// margin), from 0 for the first tile and to dim for the last, so the ranges partition
+// [0, dim): each pixel comes from exactly one tile. Where the last tile is flush with the
+// far edge it overlaps the one before by more than 2 * margin, and the flush tile's range
+// wins, as in the reference (which lets the later tile overwrite).
+std::vector<std::int64_t> tile_spans(std::int64_t dim, std::int64_t tile, std::int64_t margin);
 
 // Copy tiles (origins as n (y, x) pairs) of an h x w image into out (n x tile x tile).
 // Pixels outside the image get `fill`. With level and sigma (both h x w, or null), the

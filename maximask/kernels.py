@@ -9,9 +9,11 @@ The path of one image::
 
     plane = compress_image(image)                          # background + asinh, h x w
     origins = tile_origins(h, w, 400, 100)                 # (N, 2) of (y, x)
-    batch = extract_tiles(plane, origins[i:j], 400)        # copies
-    probs = network(batch)                                 # (n, 14, 400, 400)
-    stitch(probs, origins[i:j], out, margin=100, mode="flags", ...)
+    windows = tile_windows(h, w, 400, 100)                 # (N, 4) part each tile keeps
+    # for each group of tiles i with the same window:
+    batch = extract_tiles(plane, origins[i], 400)          # copies
+    probs = network(batch, window)                         # (n, 14, y1 - y0, x1 - x0)
+    stitch(probs, origins[i], out, window, mode="flags", ...)
 """
 import numpy as np
 
@@ -200,6 +202,24 @@ def tile_origins(height, width, tile_size=400, margin=100):
     return out
 
 
+def tile_windows(height, width, tile_size=400, margin=100):
+    """The part of itself each tile writes back: int64 (N, 4) of (y0, x0, y1, x1).
+
+    Rows follow ``tile_origins``; coordinates are relative to the tile's origin. Each tile
+    keeps its centre ``[margin, tile_size - margin)`` on each axis, extended to the near
+    edge of the image for the first tile of an axis and to the far edge for the last; where
+    the last tile is flush with the far edge, the one before stops where the flush tile's
+    part begins. The windows partition the image (each pixel is written by one tile), and
+    the result is the reference's, where later tiles overwrite earlier ones.
+    """
+    ys = np.asarray(_kernels.tile_spans(int(height), int(tile_size), int(margin)), np.int64).reshape(-1, 2)
+    xs = np.asarray(_kernels.tile_spans(int(width), int(tile_size), int(margin)), np.int64).reshape(-1, 2)
+    out = np.empty((len(ys) * len(xs), 4), dtype=np.int64)
+    out[:, 0::2] = np.repeat(ys, len(xs), axis=0)
+    out[:, 1::2] = np.tile(xs, (len(ys), 1))
+    return out
+
+
 def extract_tiles(image, origins, tile_size=400, out=None, level=None, sigma=None, fill=0.0):
     """Copy tiles of an image into a contiguous batch (N, 1, T, T) float32.
 
@@ -258,14 +278,15 @@ def output_array(mode, shape, nclasses=NCLASSES, dtype=np.int16):
     raise ValueError(f"mode must be one of {STITCH_MODES}, not {mode!r}")
 
 
-def stitch(batch, origins, out, margin=100, mode="proba", classes=None, factors=None,
+def stitch(batch, origins, out, window=None, mode="proba", classes=None, factors=None,
            thresholds=None, background_class=BACKGROUND_CLASS):
-    """Write the kept part of each tile of a network output batch into the output.
+    """Write a network output batch of tile windows into the output.
 
-    batch: (N, C, T, T) float32 probabilities (C = 14 for MaxiMask). origins: (N, 2)
-    (y, x) of the tiles, in ``tile_origins`` order across calls. Each tile writes
-    ``[margin, T - margin)`` of itself on each axis, from 0 at the image's near edge and
-    to T at its far edge; later tiles overwrite earlier ones.
+    batch: (N, C, y1 - y0, x1 - x0) float32 probabilities (C = 14 for MaxiMask), the
+    ``window`` (y0, x0, y1, x1) of each tile (default: the whole tile, (0, 0) + the
+    batch's plane shape). origins: (N, 2) (y, x) of the tiles. Each tile writes its window
+    at its origin + (y0, x0), clipped to the image, in batch order (see ``tile_windows``
+    for the windows that rebuild the reference's mosaic).
     classes: indices of the selected classes (default: all C), in output plane order.
     factors: per-class prior factors (length C, see ``prior_factors``) or None for no
     prior correction: ``p' = p / (p + F (1 - p))`` in float32.
@@ -286,7 +307,12 @@ def stitch(batch, origins, out, margin=100, mode="proba", classes=None, factors=
         raise ValueError(f"mode must be one of {STITCH_MODES}, not {mode!r}")
     batch = np.ascontiguousarray(batch, dtype=np.float32)
     if batch.ndim != 4:
-        raise ValueError(f"batch must be (N, C, T, T), got shape {batch.shape}")
+        raise ValueError(f"batch must be (N, C, h, w), got shape {batch.shape}")
+    y0, x0 = 0, 0
+    if window is not None:
+        y0, x0, y1, x1 = (int(v) for v in window)
+        if (y1 - y0, x1 - x0) != batch.shape[2:]:
+            raise ValueError(f"window {tuple(window)} does not match the batch's {batch.shape[2]}x{batch.shape[3]} planes")
     nch = batch.shape[1]
     origins = np.ascontiguousarray(origins, dtype=np.int64).reshape(-1, 2)
     sel = np.arange(nch) if classes is None else np.asarray(classes, dtype=np.int64).ravel()
@@ -311,6 +337,6 @@ def stitch(batch, origins, out, margin=100, mode="proba", classes=None, factors=
         thr = np.asarray(thresholds, dtype=np.float32).ravel()[sel]
     fac = None if factors is None else np.asarray(factors, dtype=np.float32).ravel()[sel]
     bits = np.where(sel == background_class, 0, np.left_shift(1, sel, dtype=np.int64))
-    _kernels.stitch(batch, origins, int(margin), mode, sel.astype(np.int32), fac, thr,
+    _kernels.stitch(batch, origins, y0, x0, mode, sel.astype(np.int32), fac, thr,
                     bits.astype(np.int64), out)
     return out

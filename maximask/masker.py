@@ -85,16 +85,20 @@ class Masker:
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
         plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
         origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
+        # Tiles that keep the same window (interior, first/last row or column) are batched
+        # together: the network computes only the window's probabilities.
+        windows, group = np.unique(kernels.tile_windows(image.shape[0], image.shape[1], tile, margin),
+                                   axis=0, return_inverse=True)
+        batches = [(window, members[start:start + batch_size])
+                   for window, members in ((w, np.flatnonzero(group.ravel() == k)) for k, w in enumerate(windows))
+                   for start in range(0, len(members), batch_size)]
         out = self.empty_output(image.shape)
-        batch = np.empty((min(batch_size, len(origins)), 1, tile, tile), np.float32)
-        starts = range(0, len(origins), batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", leave=False,
-                          disable=self.quiet or len(starts) < 2):
-            part = origins[start:start + batch_size]
-            tiles = kernels.extract_tiles(plane, part, tile, out=batch[:len(part)])
-            kernels.stitch(self.network(tiles), part, out, margin, self.mode,
-                           classes=self.classes, factors=self.factors,
-                           thresholds=self.thresholds)
+        buffer = np.empty((min(batch_size, len(origins)), 1, tile, tile), np.float32)
+        for window, members in tqdm(batches, desc=desc, unit="batch", leave=False,
+                                    disable=self.quiet or len(batches) < 2):
+            tiles = kernels.extract_tiles(plane, origins[members], tile, out=buffer[:len(members)])
+            kernels.stitch(self.network(tiles, window), origins[members], out, window, self.mode,
+                           classes=self.classes, factors=self.factors, thresholds=self.thresholds)
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
         return out

@@ -392,6 +392,32 @@ def test_tile_starts_match_reference(dim):
         assert starts == [0]
 
 
+def stitch_tiles(batch, org, out, h, w, T, M, *args, **kwargs):
+    """Stitch whole-tile outputs (N, C, T, T) the way the masker does: each tile's window."""
+    windows = kernels.tile_windows(h, w, T, M)
+    index = {(int(y), int(x)): k for k, (y, x) in enumerate(kernels.tile_origins(h, w, T, M))}
+    for tile, (y, x) in zip(batch, org):
+        y0, x0, y1, x1 = windows[index[int(y), int(x)]]
+        kernels.stitch(tile[None, :, y0:y1, x0:x1], [[y, x]], out, (y0, x0, y1, x1), *args, **kwargs)
+    return out
+
+
+@pytest.mark.parametrize("h,w,T,M", [(1000, 1200, 400, 100), (873, 1501, 400, 100), (2048, 300, 400, 100),
+                                     (401, 799, 400, 100), (130, 97, 32, 8), (64, 65, 64, 0), (5, 3, 8, 2)])
+def test_tile_windows_partition_the_image(h, w, T, M):
+    org = kernels.tile_origins(h, w, T, M)
+    windows = kernels.tile_windows(h, w, T, M)
+    assert windows.shape == (len(org), 4)
+    count = np.zeros((h, w), np.int32)
+    for (y, x), (y0, x0, y1, x1) in zip(org, windows):
+        assert 0 <= y0 < y1 <= T and 0 <= x0 < x1 <= T
+        count[y + y0: y + y1, x + x0: x + x1] += 1
+    np.testing.assert_array_equal(count, 1)
+    inner = (org[:, 0] > 0) & (org[:, 0] + T < h) & (org[:, 1] > 0) & (org[:, 1] + T < w)
+    inner &= np.isin(org[:, 0] + T - 2 * M, org[:, 0]) & np.isin(org[:, 1] + T - 2 * M, org[:, 1])
+    assert np.all(windows[inner] == [M, M, T - M, T - M])
+
+
 @pytest.mark.parametrize("dim,T,M", [(1000, 64, 8), (100, 64, 0), (37, 16, 7), (16, 16, 4), (5, 8, 2)])
 def test_tile_starts_general(dim, T, M):
     s = kernels.tile_starts(dim, T, M)
@@ -418,23 +444,20 @@ def test_extract_stitch_round_trip(h, w, T, M):
         np.testing.assert_array_equal(t[: h - y, : w - x], im[y: y + T, x: x + T])
         assert np.all(t[h - y:] == -7.0) and np.all(t[:, w - x:] == -7.0)
     out = np.full((1, h, w), np.nan, np.float32)
-    # in two batches, as a pipeline does
-    half = len(org) // 2
-    kernels.stitch(batch[:half], org[:half], out, margin=M)
-    kernels.stitch(batch[half:], org[half:], out, margin=M)
+    stitch_tiles(batch, org, out, h, w, T, M)
     np.testing.assert_array_equal(out[0], im)
 
 
 @pytest.mark.parametrize("h,w", [(1000, 1200), (873, 1501), (600, 700), (400, 1000)])
 def test_stitch_matches_reference_write_order(h, w):
-    """Tiles carrying different values where they overlap: the last writer must be the
-    reference's, whose tile list has another order and duplicates."""
+    """Tiles carrying different values where they overlap: each pixel must come from the
+    tile the reference writes last (its tile list has another order and duplicates)."""
     T, M = 400, 100
     rng = np.random.default_rng(h + w)
     org = kernels.tile_origins(h, w, T, M)
     batch = rng.random((len(org), 2, T, T), dtype=np.float32)
     out = np.zeros((1, h, w), np.float32)
-    kernels.stitch(batch, org, out, margin=M, classes=[1])
+    stitch_tiles(batch[::-1], org[::-1], out, h, w, T, M, classes=[1])  # any order
     index = {(int(y), int(x)): b for b, (y, x) in enumerate(org)}
     ref_coords = np_ref_tiles(h, w, T)
     assert set(ref_coords) == set(index)
@@ -492,23 +515,38 @@ def network_output():
     batch = np.zeros((len(org), NCLASSES, T, T), np.float32)
     for b, (y, x) in enumerate(org):
         batch[b] = full[:, y: y + T, x: x + T]
-    return h, w, M, org, batch, full
+    return h, w, T, M, org, batch, full
+
+
+def test_stitch_window_batch(network_output):
+    """A batch holding only a window of each tile writes that window at origin + (y0, x0)."""
+    h, w, T, M, org, batch, full = network_output
+    window = (5, 9, 40, 61)
+    out = np.zeros((h, w), np.int16)
+    kernels.stitch(batch[:, :, 5:40, 9:61], org, out, window, "flags", thresholds=np.full(NCLASSES, 0.5))
+    want = np.zeros((h, w), np.int16)
+    flagged = (full > 0.5) * np.array([1 << k if k != 13 else 0 for k in range(NCLASSES)])[:, None, None]
+    for y, x in org:
+        want[y + 5: y + 40, x + 9: x + 61] = flagged[:, y + 5: y + 40, x + 9: x + 61].sum(axis=0)
+    np.testing.assert_array_equal(out, want)
+    with pytest.raises(ValueError, match="does not match"):
+        kernels.stitch(batch, org, out, window, "flags", thresholds=np.full(NCLASSES, 0.5))
 
 
 @pytest.mark.parametrize("classes", [None, [0, 3, 12], [13], [5, 13, 0]])
 def test_stitch_proba_and_binary_equal_numpy(network_output, classes):
-    h, w, M, org, batch, full = network_output
+    h, w, T, M, org, batch, full = network_output
     sel = np.arange(NCLASSES) if classes is None else np.array(classes)
     fac = kernels.prior_factors(DEFAULT_PRIORS)
     want_p, want_b = np_postprocess(full[sel], fac[sel], DEFAULT_THRESHOLDS[sel])
     out = kernels.output_array("proba", (h, w), len(sel))
-    kernels.stitch(batch, org, out, M, "proba", classes, fac)
+    stitch_tiles(batch, org, out, h, w, T, M, "proba", classes, fac)
     np.testing.assert_array_equal(out, want_p)
     raw = kernels.output_array("proba", (h, w), len(sel))
-    kernels.stitch(batch, org, raw, M, "proba", classes)
+    stitch_tiles(batch, org, raw, h, w, T, M, "proba", classes)
     np.testing.assert_array_equal(raw, full[sel])
     binary = kernels.output_array("binary", (h, w), len(sel))
-    kernels.stitch(batch, org, binary, M, "binary", classes, fac, DEFAULT_THRESHOLDS)
+    stitch_tiles(batch, org, binary, h, w, T, M, "binary", classes, fac, DEFAULT_THRESHOLDS)
     np.testing.assert_array_equal(binary, want_b.astype(np.uint8))
     assert 0 < binary.mean() < 1
 
@@ -516,7 +554,7 @@ def test_stitch_proba_and_binary_equal_numpy(network_output, classes):
 @pytest.mark.parametrize("dtype", [np.int16, np.int32])
 @pytest.mark.parametrize("classes", [None, [0, 1, 2], [9, 13], [12]])
 def test_stitch_flags_and_weight_equal_numpy(network_output, dtype, classes):
-    h, w, M, org, batch, full = network_output
+    h, w, T, M, org, batch, full = network_output
     sel = np.arange(NCLASSES) if classes is None else np.array(classes)
     fac = kernels.prior_factors(DEFAULT_PRIORS)
     thr = np.full(NCLASSES, 0.7)  # many pixels flagged, so every bit is exercised
@@ -524,12 +562,12 @@ def test_stitch_flags_and_weight_equal_numpy(network_output, dtype, classes):
     bits = np.array([0 if k == 13 else 1 << k for k in sel], np.int64)
     want = (flagged * bits[:, None, None]).sum(axis=0)
     flags = kernels.output_array("flags", (h, w), dtype=dtype)
-    kernels.stitch(batch, org, flags, M, "flags", classes, fac, thr)
+    stitch_tiles(batch, org, flags, h, w, T, M, "flags", classes, fac, thr)
     assert flags.dtype == dtype
     np.testing.assert_array_equal(flags, want.astype(dtype))
     assert not np.any(flags & (1 << 13))
     weight = kernels.output_array("weight", (h, w))
-    kernels.stitch(batch, org, weight, M, "weight", classes, fac, thr)
+    stitch_tiles(batch, org, weight, h, w, T, M, "weight", classes, fac, thr)
     np.testing.assert_array_equal(weight, (want == 0).astype(np.uint8))
 
 
@@ -537,7 +575,7 @@ def test_stitch_threshold_is_strict():
     T = 8
     batch = np.full((1, 2, T, T), 0.5, np.float32)
     out = np.zeros((T, T), np.int16)
-    kernels.stitch(batch, [[0, 0]], out, 2, "flags", thresholds=[0.5, 0.4])
+    kernels.stitch(batch, [[0, 0]], out, None, "flags", thresholds=[0.5, 0.4])
     np.testing.assert_array_equal(out, 2)
 
 
@@ -550,12 +588,14 @@ def test_prior_factors():
 
 
 def test_stitch_rejects_bad_outputs(network_output):
-    h, w, M, org, batch, _ = network_output
+    h, w, T, M, org, batch, _ = network_output
     with pytest.raises(ValueError):
-        kernels.stitch(batch, org, np.zeros((h, w), np.float64), M, "flags", thresholds=DEFAULT_THRESHOLDS)
+        kernels.stitch(batch, org, np.zeros((h, w), np.float64), None, "flags", thresholds=DEFAULT_THRESHOLDS)
     with pytest.raises(ValueError):
-        kernels.stitch(batch, org, np.zeros((2, h, w), np.float32), M, "proba", classes=[0])
+        kernels.stitch(batch, org, np.zeros((2, h, w), np.float32), None, "proba", classes=[0])
     with pytest.raises(ValueError):
-        kernels.stitch(batch, org, np.zeros((h, w), np.uint8), M, "binary")
+        kernels.stitch(batch, org, np.zeros((h, w), np.uint8), None, "binary")
     with pytest.raises(ValueError):
-        kernels.stitch(batch, org, np.zeros((h, w), np.uint8), M, "weight")  # no thresholds
+        kernels.stitch(batch, org, np.zeros((h, w), np.uint8), None, "weight")  # no thresholds
+    with pytest.raises(ValueError):
+        kernels.stitch(batch, org[:-1], np.zeros((h, w), np.uint8), None, "proba")
