@@ -26,9 +26,15 @@ class EngineError(RuntimeError):
     """A network cannot be run as asked (missing model file, unavailable device)."""
 
 
-def model_path(name):
-    """Path of the packaged ONNX model ``name`` ('maximask' or 'maxitrack')."""
-    path = os.path.join(MODELS_DIR, f"{name}.onnx")
+def model_path(name, device="CPU"):
+    """Path of the packaged ONNX model ``name`` ('maximask' or 'maxitrack') for ``device``.
+
+    On CUDA, MaxiMask runs its own graph, ``maximask_cuda.onnx``: the same network and
+    weights (``maximask.weights``, shared), with the unpooling written as ScatterElements,
+    which the CUDA provider implements (it has no MaxUnpool kernel).
+    """
+    names = ([f"{name}_cuda.onnx"] if device == "CUDA" and name == "maximask" else []) + [f"{name}.onnx"]
+    path = os.path.join(MODELS_DIR, names[0])
     if not os.path.isfile(path):
         raise EngineError(f"model file {path} not found: reinstall maximask")
     return path
@@ -156,5 +162,6 @@ class Network:
 
 def open_network(name, device="AUTO", nthreads=0, optimization="all", **options):
     """Network for the packaged model ``name`` ('maximask' or 'maxitrack'); options as Network."""
-    return Network(model_path(name), device=device, nthreads=nthreads, optimization=optimization,
+    device = resolve_device(device)
+    return Network(model_path(name, device), device=device, nthreads=nthreads, optimization=optimization,
                    **options)

@@ -4,9 +4,16 @@ import onnx
 import pytest
 
 from maximask.classes import ABBREVIATIONS
-from maximask.engine import model_path
+from maximask.engine import Network, model_path
 
 TOLERANCE = 1e-4
+
+# Operators of our graphs that ONNX Runtime's CUDA provider implements (its
+# docs/OperatorKernels.md). MaxUnpool is not among them: a node without a CUDA kernel runs
+# on the CPU, with its activations copied off and back onto the GPU at every call.
+CUDA_OPERATORS = {"Add", "Concat", "ConstantOfShape", "Conv", "Div", "Flatten", "Gemm", "Max", "MaxPool",
+                  "PRelu", "Relu", "Reshape", "ScatterElements", "Shape", "Sigmoid", "Slice", "Softmax",
+                  "Split", "Sub"}
 
 
 def compressed(tiles):
@@ -105,3 +112,19 @@ def test_model_graph_interfaces():
     mt = onnx.load(model_path("maxitrack"), load_external_data=False)
     dims = [d.dim_param or d.dim_value for d in mt.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["N", 1, 400, 400]
+
+
+@pytest.mark.parametrize("name", ["maximask", "maxitrack"])
+def test_every_node_of_the_cuda_graphs_has_a_cuda_kernel(name):
+    graph = onnx.load(model_path(name, "CUDA"), load_external_data=False).graph
+    missing = {n.op_type for n in graph.node} - CUDA_OPERATORS
+    assert not missing, f"{name}: no CUDA kernel for {sorted(missing)}"
+
+
+def test_cuda_graph_gives_the_cpu_graph_numbers(network_tiles, maximask_net):
+    """The CUDA graph (ScatterElements unpooling), run here by the CPU provider."""
+    assert model_path("maximask", "CUDA").endswith("maximask_cuda.onnx")
+    cuda_graph = Network(model_path("maximask", "CUDA"), device="CPU")
+    x = compressed(network_tiles["inputs"])
+    for window in (None, (100, 0, 300, 300)):
+        assert np.abs(cuda_graph(x, window) - maximask_net(x, window)).max() <= 1e-6
