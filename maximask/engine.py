@@ -11,8 +11,10 @@ import onnxruntime as ort
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 DEVICES = ("AUTO", "CPU", "CUDA")
-#: Pixels per CPU session run (N x H x W): about 0.5 GB of activations.
+#: Pixels in flight on the CPU (N x H x W, over all concurrent runs): about 0.5 GB of activations.
 CPU_MAX_PIXELS = 1 << 19
+#: Most concurrent session runs on the CPU with workers=0 (see Network).
+CPU_MAX_WORKERS = 4
 _PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider"}
 _OPTIMIZATION = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -65,20 +67,25 @@ def resolve_device(device):
 class Network:
     """One network in one ONNX Runtime session.
 
-    path: the .onnx file; device: AUTO, CPU or CUDA; nthreads: intra-op threads
-    (0 = ONNX Runtime's default, all physical cores); optimization: disable, basic,
-    extended or all.
+    path: the .onnx file; device: AUTO, CPU or CUDA; nthreads: CPU threads (0 = all the
+    cores this process may use); optimization: disable, basic, extended or all.
+
+    workers: how many calls the caller may run at once from its own threads (the session
+    runs them concurrently); the threads are shared among them, nthreads // workers
+    intra-op threads each. 0 picks min(threads, CPU_MAX_WORKERS) on the CPU: single-
+    threaded runs side by side keep the cores busier than one run's intra-op threads,
+    whose small operators barely parallelise. CUDA always has 1.
 
     max_pixels: the most pixels (N x H x W) given to one session run; larger batches are
-    run in chunks. On the CPU the default, CPU_MAX_PIXELS, bounds the activation memory
-    (about 1 kB per pixel in flight) at no cost in throughput, which on the CPU does not
-    grow with the batch; on CUDA batches run whole. io_binding: feed the session through
+    run in chunks. On the CPU the default, CPU_MAX_PIXELS / workers, bounds the activation
+    memory (about 1 kB per pixel in flight) at no cost in throughput, which on the CPU
+    does not grow with the batch; on CUDA batches run whole. io_binding: feed the session through
     an IO binding (default: on for CUDA), so inputs go to the device once per run and the
     output buffer is bound rather than returned.
     """
 
     def __init__(self, path, device="AUTO", nthreads=0, optimization="all", max_pixels=None,
-                 io_binding=None):
+                 io_binding=None, workers=1):
         if not os.path.isfile(path):
             raise EngineError(f"model file {path} not found")
         if optimization not in _OPTIMIZATION:
@@ -86,7 +93,12 @@ class Network:
         self.device = resolve_device(device)
         options = ort.SessionOptions()
         options.graph_optimization_level = _OPTIMIZATION[optimization]
-        options.intra_op_num_threads = int(nthreads)
+        threads = int(nthreads) or len(os.sched_getaffinity(0))
+        if self.device == "CUDA":
+            self.workers = 1
+        else:
+            self.workers = max(1, int(workers) or min(threads, CPU_MAX_WORKERS))
+        options.intra_op_num_threads = max(1, threads // self.workers)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         # The CPU arena keeps the largest activations allocated between runs and doubles
@@ -106,7 +118,7 @@ class Network:
         # MaxiMask's second input: the (y0, x0, y1, x1) part of each tile to compute.
         self.takes_window = any(i.name == "window" for i in self.session.get_inputs())
         if max_pixels is None:
-            max_pixels = CPU_MAX_PIXELS if self.device == "CPU" else None
+            max_pixels = CPU_MAX_PIXELS // self.workers if self.device == "CPU" else None
         self.max_pixels = max_pixels
         self.io_binding = self.device == "CUDA" if io_binding is None else bool(io_binding)
 

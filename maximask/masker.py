@@ -10,6 +10,7 @@ into stitching, so a FLAGS run never holds the 14 probability planes of a whole 
 import datetime
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
@@ -53,7 +54,7 @@ class Masker:
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS)
+            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0)
         return self._network
 
     @property
@@ -93,12 +94,18 @@ class Masker:
                    for window, members in ((w, np.flatnonzero(group.ravel() == k)) for k, w in enumerate(windows))
                    for start in range(0, len(members), batch_size)]
         out = self.empty_output(image.shape)
-        buffer = np.empty((min(batch_size, len(origins)), 1, tile, tile), np.float32)
-        for window, members in tqdm(batches, desc=desc, unit="batch", leave=False,
-                                    disable=self.quiet or len(batches) < 2):
-            tiles = kernels.extract_tiles(plane, origins[members], tile, out=buffer[:len(members)])
-            kernels.stitch(self.network(tiles, window), origins[members], out, window, self.mode,
+        network = self.network
+
+        def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
+            window, members = batch
+            tiles = kernels.extract_tiles(plane, origins[members], tile)
+            kernels.stitch(network(tiles, window), origins[members], out, window, self.mode,
                            classes=self.classes, factors=self.factors, thresholds=self.thresholds)
+
+        with ThreadPoolExecutor(network.workers) as pool:
+            for _ in tqdm(pool.map(mask_batch, batches), total=len(batches), desc=desc, unit="batch",
+                          leave=False, disable=self.quiet or len(batches) < 2):
+                pass
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
         return out

@@ -67,3 +67,11 @@ def test_maxitrack_takes_no_window(network_tiles, maxitrack_net):
     x = np.arcsinh(network_tiles["inputs"][:1])[:, None].astype(np.float32)
     with pytest.raises(ValueError, match="takes no window"):
         maxitrack_net(x, (0, 0, 10, 10))
+
+
+def test_workers_share_the_threads_and_the_pixels_in_flight():
+    two = engine.open_network("maximask", device="CPU", nthreads=4, workers=2)
+    assert two.workers == 2 and two.max_pixels == engine.CPU_MAX_PIXELS // 2
+    assert two.session.get_session_options().intra_op_num_threads == 2
+    auto = engine.open_network("maximask", device="CPU", nthreads=1, workers=0)
+    assert auto.workers == 1 and auto.max_pixels == engine.CPU_MAX_PIXELS

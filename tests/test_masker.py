@@ -57,3 +57,13 @@ def test_cube_planes_are_masked_apart(e2e):
     cube = masker.run(np.stack([field, field[::-1]]))
     assert cube.shape == (2, 2) + field.shape
     np.testing.assert_allclose(cube[1], masker.run(field[::-1]), atol=1e-6)
+
+
+def test_concurrent_batches_give_the_sequential_result(e2e):
+    """Two single-threaded network runs at once (NTHREADS 2) against one at a time."""
+    common = dict(output_type="PROBA", classes="CR,HP,SAT,BG", batch_size=2, verbose_type="QUIET")
+    concurrent = Masker(nthreads=2, **common)
+    sequential = Masker(nthreads=1, **common)
+    assert (concurrent.network.workers, sequential.network.workers) == (2, 1)
+    field = e2e["field"]
+    np.testing.assert_array_equal(concurrent.run(field), sequential.run(field))
