@@ -12,6 +12,7 @@ and the per-class MCC of our default FLAGS against the reference's single mask.
     python benchmarks/bench_e2e.py --sizes 8192 --reference-max 0    # the memory bound
 """
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -29,18 +30,39 @@ from maximask.synthetic import make_field
 REFERENCE = "from maximask_and_maxitrack.maximask.maximask import main; main()"
 
 
-def run(cmd, cwd):
-    """Wall time (s) and peak RSS (MB) of a command, measured on that child alone."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+# Runs one command per input line (JSON [cmd, cwd]) and answers [seconds, peak RSS in kB,
+# exit code, stderr tail]. Commands are started from this small process, not from the
+# benchmark's: Linux carries a process's peak RSS across exec, and a child spawned from
+# the benchmark (which holds the fields, and TensorFlow when the reference is checked)
+# would start with the benchmark's RSS as its peak.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    cmd, cwd = json.loads(line)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    _, status, usage = os.wait4(proc.pid, 0)
+    print(json.dumps([time.perf_counter() - start, usage.ru_maxrss,
+                      os.waitstatus_to_exitcode(status), err[-2000:]]), flush=True)
+"""
+
+
+class Launcher:
+    """Wall time (s) and peak RSS (MB) of commands, each measured on that child alone."""
+
+    def __init__(self):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def __call__(self, cmd, cwd):
+        self.proc.stdin.write(json.dumps([cmd, cwd]) + "\n")
+        self.proc.stdin.flush()
+        seconds, rss_kb, code, err = json.loads(self.proc.stdout.readline())
+        if code:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {err}")
+        return seconds, rss_kb / 1024
 
 
 def mcc(a, b):
@@ -69,6 +91,7 @@ def main():
     parser.add_argument("--no-exact", action="store_true", help="skip the exact-tiling runs")
     args = parser.parse_args()
     maximask = shutil.which("maximask") or sys.exit("the maximask command is not installed")
+    run = Launcher()
     have_ref = reference_available()
     print(f"# {platform.machine()}, {os.cpu_count()} cores; reference "
           f"{'importable' if have_ref else 'not importable (set PYTHONPATH to the unpacked wheel)'}")
