@@ -19,11 +19,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 from astropy.io import fits
 
+from agreement import mask_mcc
 from maximask.classes import ABBREVIATIONS
 from maximask.synthetic import make_field
 
@@ -63,15 +63,6 @@ class Launcher:
         if code:
             raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {err}")
         return seconds, rss_kb / 1024
-
-
-def mcc(a, b):
-    tp = float(np.count_nonzero(a & b))
-    fp = float(np.count_nonzero(a & ~b))
-    fn = float(np.count_nonzero(~a & b))
-    tn = a.size - tp - fp - fn
-    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return (1.0 if fp == fn == 0 else 0.0) if den == 0 else (tp * tn - fp * fn) / den
 
 
 def reference_available():
@@ -129,7 +120,7 @@ def main():
                 for name in ("default", "exact"):
                     if name in runs:
                         ours = runs[name][2]
-                        scores = [mcc((ours >> k) & 1 == 1, (ref >> k) & 1 == 1) for k in range(12)]
+                        scores = [mask_mcc((ours >> k) & 1 == 1, (ref >> k) & 1 == 1) for k in range(12)]
                         print(f"      MCC {name} vs reference single mask: min {min(scores):.4f} ("
                               + " ".join(f"{a} {s:.3f}" for a, s in zip(ABBREVIATIONS, scores)) + ")")
 

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from agreement import mask_mcc
 from maximask.classes import ABBREVIATIONS
 from maximask.engine import Network, model_path
 from maximask.masker import Masker
@@ -60,15 +61,6 @@ def fp16_emulation(model):
     return model
 
 
-def mcc(a, b):
-    tp = float(np.count_nonzero(a & b))
-    fp = float(np.count_nonzero(a & ~b))
-    fn = float(np.count_nonzero(~a & b))
-    tn = a.size - tp - fp - fn
-    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return (1.0 if fp == fn == 0 else 0.0) if den == 0 else (tp * tn - fp * fn) / den
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024, help="field side (the fields are size x 1.1 size)")
@@ -91,7 +83,7 @@ def main():
         a = np.concatenate([(p[k] > thr[k]).ravel() for p in fp16])
         b = np.concatenate([(p[k] > thr[k]).ravel() for p in fp32])
         dp = max(float(np.abs(p[k] - q[k]).max()) for p, q in zip(fp16, fp32))
-        print(f"{abbr:>5} {mcc(a, b):>7.4f} {dp:>9.2e} {int(b.sum()):>13} {int(a.sum()):>13}")
+        print(f"{abbr:>5} {mask_mcc(a, b):>7.4f} {dp:>9.2e} {int(b.sum()):>13} {int(a.sum()):>13}")
 
 
 if __name__ == "__main__":

@@ -15,29 +15,13 @@ import time
 
 import numpy as np
 
+from agreement import confusion, mcc
 from maximask.classes import ABBREVIATIONS
 from maximask.masker import Masker
 from maximask.synthetic import make_field
 
 CANDIDATES = [(400, 100), (512, 64), (768, 64), (600, 100), (800, 100), (1024, 100), (1024, 150),
               (1024, 200), (1280, 200)]
-
-
-def mcc(counts):
-    """Matthews correlation from (tp, fp, fn, tn); 1 when both masks are empty or full."""
-    tp, fp, fn, tn = (float(c) for c in counts)
-    den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    if den == 0:
-        return 1.0 if fp == 0 and fn == 0 else 0.0
-    return (tp * tn - fp * fn) / den
-
-
-def confusion(a, b):
-    """(tp, fp, fn, tn) of boolean masks a (candidate) against b (reference)."""
-    tp = np.count_nonzero(a & b)
-    fp = np.count_nonzero(a & ~b)
-    fn = np.count_nonzero(~a & b)
-    return np.array([tp, fp, fn, a.size - tp - fp - fn], dtype=np.int64)
 
 
 def main():

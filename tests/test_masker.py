@@ -1,6 +1,5 @@
 """The masking pipeline end to end against the reference MaxiMask 1.4.1 command."""
 import numpy as np
-import pytest
 
 from maximask.classes import ABBREVIATIONS
 from maximask.masker import Masker
