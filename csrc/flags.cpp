@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <type_traits>
 
-
 namespace maximask {
 
 template <class T>
@@ -13,7 +12,7 @@ void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int6
             std::int64_t h, std::int64_t w, const PostProcess& pp, T* out) {
     const std::int64_t plane = wh * ww;
     const std::int64_t image_plane = h * w;
-    for (std::int64_t b = 0; b < n; ++b) {  // tiles in order: later ones overwrite
+    for (std::int64_t b = 0; b < n; ++b) {
         const std::int64_t oy = origins[2 * b] + wy, ox = origins[2 * b + 1] + wx;
         const std::int64_t y0 = std::max<std::int64_t>(oy, 0), y1 = std::min(oy + wh, h);
         const std::int64_t x0 = std::max<std::int64_t>(ox, 0), x1 = std::min(ox + ww, w);
@@ -66,17 +65,14 @@ void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int6
     }
 }
 
-template void stitch<float>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
-                   const PostProcess&, float*);
-template void stitch<std::uint8_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
-                   const PostProcess&, std::uint8_t*);
-template void stitch<std::int16_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
-                   const PostProcess&, std::int16_t*);
-template void stitch<std::int32_t>(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                   std::int64_t, std::int64_t, const std::int64_t*, std::int64_t, std::int64_t,
-                   const PostProcess&, std::int32_t*);
+#define MAXIMASK_STITCH(T)                                                               \
+    template void stitch<T>(const float*, std::int64_t, std::int64_t, std::int64_t,      \
+                            std::int64_t, std::int64_t, std::int64_t, const std::int64_t*, \
+                            std::int64_t, std::int64_t, const PostProcess&, T*);
+MAXIMASK_STITCH(float)
+MAXIMASK_STITCH(std::uint8_t)
+MAXIMASK_STITCH(std::int16_t)
+MAXIMASK_STITCH(std::int32_t)
+#undef MAXIMASK_STITCH
 
 }  // namespace maximask

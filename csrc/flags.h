@@ -23,8 +23,8 @@ struct PostProcess {
 
 // batch: n x channels x wh x ww float32, the window [y0, y0 + wh) x [x0, x0 + ww) of
 // each tile (tile coordinates); origins: n (y, x) pairs. Each tile writes its window at
-// origin + (y0, x0) into `out` (h x w, clipped to it), tiles in order. T is the output
-// element type.
+// origin + (y0, x0) into `out` (h x w, clipped to it), in batch order where windows
+// overlap (those of tile_windows do not). T is the output element type.
 template <class T>
 void stitch(const float* batch, std::int64_t n, std::int64_t channels, std::int64_t wh,
             std::int64_t ww, std::int64_t y0, std::int64_t x0, const std::int64_t* origins,

@@ -35,8 +35,8 @@ def model_path(name, device="CPU"):
     weights (``maximask.weights``, shared), with the unpooling written as ScatterElements,
     which the CUDA provider implements (it has no MaxUnpool kernel).
     """
-    names = ([f"{name}_cuda.onnx"] if device == "CUDA" and name == "maximask" else []) + [f"{name}.onnx"]
-    path = os.path.join(MODELS_DIR, names[0])
+    cuda_graph = device == "CUDA" and name == "maximask"
+    path = os.path.join(MODELS_DIR, f"{name}_cuda.onnx" if cuda_graph else f"{name}.onnx")
     if not os.path.isfile(path):
         raise EngineError(f"model file {path} not found: reinstall maximask")
     return path
@@ -79,9 +79,10 @@ class Network:
     max_pixels: the most pixels (N x H x W) given to one session run; larger batches are
     run in chunks. On the CPU the default, CPU_MAX_PIXELS / workers, bounds the activation
     memory (about 1 kB per pixel in flight) at no cost in throughput, which on the CPU
-    does not grow with the batch; on CUDA batches run whole. io_binding: feed the session through
-    an IO binding (default: on for CUDA), so inputs go to the device once per run and the
-    output buffer is bound rather than returned.
+    does not grow with the batch; on CUDA batches run whole.
+
+    io_binding: feed the session through an IO binding (default: on for CUDA), so inputs
+    go to the device once per run and the output buffer is bound rather than returned.
     """
 
     def __init__(self, path, device="AUTO", nthreads=0, optimization="all", max_pixels=None,

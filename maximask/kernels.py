@@ -189,10 +189,9 @@ def tile_origins(height, width, tile_size=400, margin=100):
     """All tile origins of an image, int64 (N, 2) of (y, x), row-major (y, then x).
 
     With tile_size=400 and margin=100 these are the reference's tiles (stride 200 plus a
-    row and a column flush with the bottom and right edges), without its duplicates; the
-    stitched result does not depend on the order of the rows of one y (or one x) batch,
-    but ``stitch`` must receive the tiles in this order for overlaps to resolve as in the
-    reference (later tiles overwrite earlier ones).
+    row and a column flush with the bottom and right edges), without its duplicates. What
+    each tile writes back is given by ``tile_windows``, whose windows do not overlap, so
+    the tiles may be stitched in any order.
     """
     ys = tile_starts(height, tile_size, margin)
     xs = tile_starts(width, tile_size, margin)
@@ -312,7 +311,8 @@ def stitch(batch, origins, out, window=None, mode="proba", classes=None, factors
     if window is not None:
         y0, x0, y1, x1 = (int(v) for v in window)
         if (y1 - y0, x1 - x0) != batch.shape[2:]:
-            raise ValueError(f"window {tuple(window)} does not match the batch's {batch.shape[2]}x{batch.shape[3]} planes")
+            raise ValueError(f"window {tuple(window)} does not match the batch's "
+                             f"{batch.shape[2]}x{batch.shape[3]} planes")
     nch = batch.shape[1]
     origins = np.ascontiguousarray(origins, dtype=np.int64).reshape(-1, 2)
     sel = np.arange(nch) if classes is None else np.asarray(classes, dtype=np.int64).ravel()

@@ -90,9 +90,10 @@ class Masker:
         # together: the network computes only the window's probabilities.
         windows, group = np.unique(kernels.tile_windows(image.shape[0], image.shape[1], tile, margin),
                                    axis=0, return_inverse=True)
-        batches = [(window, members[start:start + batch_size])
-                   for window, members in ((w, np.flatnonzero(group.ravel() == k)) for k, w in enumerate(windows))
-                   for start in range(0, len(members), batch_size)]
+        batches = []
+        for k, window in enumerate(windows):
+            members = np.flatnonzero(group.ravel() == k)
+            batches += [(window, members[s:s + batch_size]) for s in range(0, len(members), batch_size)]
         out = self.empty_output(image.shape)
         network = self.network
 
