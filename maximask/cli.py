@@ -15,7 +15,7 @@ import sys
 from . import MODEL_VERSION, __version__
 from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError
-from .fitsio import InputError, find_inputs
+from .fitsio import InputError, find_inputs, write_atomically
 
 USAGE = """\
 SYNTAX: {prog} [-c <config_file>] <image> [<image> ...] [-<keyword> <value>] ...
@@ -158,15 +158,12 @@ def write_track_output(config, results):
                  "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles)"]
         lines += [f"{r.name} {r.score:.6f}" for r in results]
         text = "\n".join(lines) + "\n"
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise InputError(path, f"cannot write the output: {exc.strerror or exc}") from None
+
+    write_atomically(path, write)
 
 
 def main_track(argv=None):

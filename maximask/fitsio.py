@@ -631,18 +631,36 @@ def write_hdus(path: str, hdus: Sequence, overwrite: bool = False) -> str:
         raise OutputExistsError(path, "output file already exists; set OVERWRITE Y "
                                       "(-OVERWRITE Y) to replace it")
     hdul = _build_hdus(hdus)
+
+    def refuse_if_created_meanwhile():
+        if os.path.lexists(path) and not overwrite:
+            raise OutputExistsError(path, "output file already exists; set OVERWRITE Y "
+                                          "(-OVERWRITE Y) to replace it")
+
+    write_atomically(path, lambda tmp: hdul.writeto(tmp, overwrite=True, output_verify="exception"),
+                     before_replace=refuse_if_created_meanwhile)
+    return path
+
+
+def write_atomically(path: str, write, before_replace=None) -> None:
+    """Write a file through write(temporary_path), then rename it to `path`.
+
+    The temporary file is hidden in `path`'s directory, so the rename is atomic and an
+    interrupted run never leaves a partial output; on any error (or one raised by
+    before_replace(), called just before the rename) it is removed. A missing directory
+    or an OSError while writing or renaming raises OutputError.
+    """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         raise OutputError(path, f"output directory {folder} does not exist")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         try:
-            hdul.writeto(tmp, overwrite=True, output_verify="exception")
+            write(tmp)
         except OSError as exc:
             raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
-        if os.path.lexists(path) and not overwrite:               # appeared meanwhile
-            raise OutputExistsError(path, "output file already exists; set OVERWRITE Y "
-                                          "(-OVERWRITE Y) to replace it")
+        if before_replace is not None:
+            before_replace()
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -651,4 +669,3 @@ def write_hdus(path: str, hdus: Sequence, overwrite: bool = False) -> str:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
-    return path

@@ -108,3 +108,12 @@ def test_bad_input_and_keywords(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "PRIOR" in err and "1.5" in err
     assert main_track(["zero.fits", "-FRACTION", "0.5"]) == 2
     assert "FRAC" in capsys.readouterr().err
+
+
+def test_unwritable_output_fails_in_one_line(track_ref, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fits.PrimaryHDU(track_ref["guided"][:400, :400].astype(np.float32)).writeto("one.fits")
+    assert main_track(["one.fits", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", "nowhere/scores.txt"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere/scores.txt" in err and "does not exist" in err
+    assert sorted(os.listdir(".")) == ["one.fits"]
