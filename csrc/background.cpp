@@ -700,27 +700,27 @@ void spline_row(const SplineRows& S, std::int64_t y, float* o) {
     spline_row_impl(S, y, o);
 }
 
-void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
-                      std::int64_t w, float* out) {
-    const SplineRows S = spline_rows(padded, L, h, w);
-#pragma omp parallel for schedule(dynamic, 32)
-    for (std::int64_t y = 0; y < h; ++y) spline_row(S, y, out + y * w);
+void background_nodes(const float* image, std::int64_t h, std::int64_t w, const MeshLayout& L,
+                      double* level_nodes, double* sigma_nodes) {
+    const std::int64_t n = L.ny * L.nx;
+    std::vector<float> lv(n), sg(n);
+    mesh_statistics(image, h, w, L, lv.data(), sg.data());
+    std::vector<double> g(n);
+    for (int which = 0; which < 2; ++which) {
+        const std::vector<float>& src = which ? sg : lv;
+        for (std::int64_t i = 0; i < n; ++i) g[i] = src[i];
+        clean_grid(g.data(), L.ny, L.nx);
+        filter_grid(g.data(), L.ny, L.nx, which ? sigma_nodes : level_nodes);
+    }
 }
 
 void background_splines(const float* image, std::int64_t h, std::int64_t w,
                         std::int64_t mesh_size, SplineRows* level, SplineRows* sigma) {
     const MeshLayout L = mesh_layout(h, w, mesh_size);
-    const std::int64_t n = L.ny * L.nx;
-    std::vector<float> lv(n), sg(n);
-    mesh_statistics(image, h, w, L, lv.data(), sg.data());
-    std::vector<double> g(n), pad((L.ny + 2) * (L.nx + 2));
-    for (int which = 0; which < 2; ++which) {
-        const std::vector<float>& src = which ? sg : lv;
-        for (std::int64_t i = 0; i < n; ++i) g[i] = src[i];
-        clean_grid(g.data(), L.ny, L.nx);
-        filter_grid(g.data(), L.ny, L.nx, pad.data());
-        *(which ? sigma : level) = spline_rows(pad.data(), L, h, w);
-    }
+    std::vector<double> lnodes((L.ny + 2) * (L.nx + 2)), snodes(lnodes.size());
+    background_nodes(image, h, w, L, lnodes.data(), snodes.data());
+    *level = spline_rows(lnodes.data(), L, h, w);
+    *sigma = spline_rows(snodes.data(), L, h, w);
 }
 
 void estimate_background(const float* image, std::int64_t h, std::int64_t w,

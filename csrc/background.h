@@ -38,12 +38,13 @@ void clean_grid(double* grid, std::int64_t ny, std::int64_t nx);
 // writes (ny + 2) * (nx + 2) nodes.
 void filter_grid(const double* grid, std::int64_t ny, std::int64_t nx, double* padded);
 
-// Interpolating spline (degree min(3, nodes - 1) per axis, FITPACK's s=0 knots) through
-// the padded nodes, evaluated at every pixel of the h x w image.
-void interpolate_grid(const double* padded, const MeshLayout& L, std::int64_t h,
-                      std::int64_t w, float* out);
+// Statistics, cleaning and filter of the level and sigma grids: the spline's data,
+// (ny + 2) * (nx + 2) nodes each.
+void background_nodes(const float* image, std::int64_t h, std::int64_t w, const MeshLayout& L,
+                      double* level_nodes, double* sigma_nodes);
 
-// The spline of interpolate_grid, ready to evaluate row by row: the coefficients evaluated
+// The interpolating spline (degree min(3, nodes - 1) per axis, FITPACK's s=0 knots)
+// through the padded nodes, ready to evaluate row by row: the coefficients evaluated
 // along x at every column (D, one row of w values per node row), and the y basis.
 struct SplineRows {
     std::vector<double> D;

@@ -92,22 +92,13 @@ py::tuple background_nodes(const farray& image, std::int64_t mesh_size) {
     check_2d(image, "image");
     const std::int64_t h = image.shape(0), w = image.shape(1);
     const auto L = maximask::mesh_layout(h, w, mesh_size);
-    const std::int64_t n = L.ny * L.nx;
     outarray<double> lnodes({L.ny + 2, L.nx + 2}), snodes({L.ny + 2, L.nx + 2});
     const float* im = image.data();
     double* lo = lnodes.mutable_data();
     double* so = snodes.mutable_data();
     {
         py::gil_scoped_release release;
-        std::vector<float> lv(n), sg(n);
-        maximask::mesh_statistics(im, h, w, L, lv.data(), sg.data());
-        std::vector<double> g(n);
-        for (int which = 0; which < 2; ++which) {
-            const std::vector<float>& src = which ? sg : lv;
-            for (std::int64_t i = 0; i < n; ++i) g[i] = src[i];
-            maximask::clean_grid(g.data(), L.ny, L.nx);
-            maximask::filter_grid(g.data(), L.ny, L.nx, which ? so : lo);
-        }
+        maximask::background_nodes(im, h, w, L, lo, so);
     }
     return py::make_tuple(lnodes, snodes);
 }
