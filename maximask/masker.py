@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from . import MODEL_VERSION, __version__, fitsio, kernels
+from . import MODEL_VERSION, __version__, fitsio, kernels, workunits
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
 from .engine import open_network
@@ -153,47 +153,70 @@ class Masker:
         :class:`maximask.fitsio.InputError` (one-line message) on bad input or output.
         log: optional callable taking one line of text (warnings, FULL verbosity).
         """
+        plan = self.plan_file(source, log)
+        return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)
+
+    def plan_file(self, source, log=None):
+        """Split a file into units of work (a WorkUnit per image HDU or cube plane).
+
+        Reads headers only; raises InputError on a bad input or an existing output.
+        """
         if isinstance(source, str):
-            found = fitsio.find_inputs([source], self.config.OUTPUT_SUFFIX)
-            source = found[0]
+            source = fitsio.find_inputs([source], self.config.OUTPUT_SUFFIX)[0]
         log = log or (lambda line: None)
-        c = self.config
         path = self.output_path(source)
-        if not c.OVERWRITE and os.path.exists(path):
+        if not self.config.OVERWRITE and os.path.exists(path):
             raise fitsio.OutputExistsError(path, "output exists; set OVERWRITE Y (-OVERWRITE Y) to replace it")
         cards = self.header_cards()
-        entries, failures = [], []
+        entries = []
         with fitsio.open_image(source) as image:
             for info in image.hdus:
-                if not info.maskable:
-                    if info.kind == "primary":
-                        entries.append(("primary", None, fitsio.output_header(info.header)))
-                    else:
-                        log(f"{info.name}: not copied ({info.reason})")
-                    continue
-                hdu = image.read(info)
-                started = time.perf_counter()
-                try:
-                    nbad = fitsio.check_data(hdu.data, hdu.name)
-                except fitsio.InputError as exc:
-                    failures.append(exc)
-                    log(f"{exc}: output left at 0")
-                    result = self._empty_like(hdu.data)
+                if info.maskable:
+                    entries.append((info.kind, workunits.units_of(source.path, info),
+                                    fitsio.output_header(info.header, cards)))
+                elif info.kind == "primary":
+                    entries.append(("primary", None, fitsio.output_header(info.header)))
                 else:
-                    if nbad:
-                        log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                    result = self.run(hdu.data, desc=hdu.name)
-                    seconds = time.perf_counter() - started
-                    if c.VERBOSE_TYPE == "FULL":
-                        log(f"{hdu.name}: {hdu.data.size / 1e6:.2f} Mpix in {seconds:.2f} s "
-                            f"({hdu.data.size / 1e6 / seconds:.2f} Mpix/s, {self.network.provider})")
-                entries.append((info.kind, result, fitsio.output_header(info.header, cards)))
-                del hdu
-        if failures and len(failures) == len(image.maskable):
-            raise failures[0]  # nothing worth writing
-        return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE)
+                    log(f"{info.name}: not copied ({info.reason})")
+        return workunits.FilePlan(source, path, entries)
 
-    def _empty_like(self, data):
-        if data.ndim == 3:
-            return np.stack([self.empty_output(data.shape[1:]) for _ in range(data.shape[0])])
-        return self.empty_output(data.shape)
+    def run_unit(self, unit):
+        """Mask one unit (an image HDU or cube plane), reading its pixels: a UnitResult."""
+        started = time.perf_counter()
+        data = workunits.read_unit(unit)
+        try:
+            nbad = fitsio.check_data(data, unit.name)
+        except fitsio.InputError as exc:
+            return workunits.UnitResult(self.empty_output(data.shape), [f"{exc}: output left at 0"],
+                                        failure=(exc.name, exc.problem))
+        lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else []
+        result = self.run(data, desc=unit.name)
+        return workunits.UnitResult(result, lines, seconds=time.perf_counter() - started,
+                                    provider=self.network.provider)
+
+    def finish_file(self, plan, results, log=None):
+        """Assemble the units' results ({unit: UnitResult}) in HDU order and write the output.
+
+        Logs the units' lines; raises the first unit's InputError when no unit was usable.
+        """
+        log = log or (lambda line: None)
+        entries, failures = [], []
+        for kind, units, header in plan.entries:
+            if units is None:
+                entries.append((kind, None, header))
+                continue
+            for unit in units:
+                done = results[unit]
+                for line in done.lines:
+                    log(line)
+                if done.failure:
+                    failures.append(fitsio.InputError(*done.failure))
+                elif self.config.VERBOSE_TYPE == "FULL":
+                    mpix = unit.pixels / 1e6
+                    log(f"{unit.name}: {mpix:.2f} Mpix in {done.seconds:.2f} s "
+                        f"({mpix / done.seconds:.2f} Mpix/s, {done.provider})")
+            planes = [results[unit].value for unit in units]
+            entries.append((kind, planes[0] if units[0].plane is None else np.stack(planes), header))
+        if failures and len(failures) == len(plan.units):
+            raise failures[0]  # nothing worth writing
+        return fitsio.write_hdus(plan.output, entries, overwrite=self.config.OVERWRITE)

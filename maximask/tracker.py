@@ -11,11 +11,12 @@ every batch is scored once (its last partial batch overwrote earlier slots) and 
 smaller than a tile are padded and scored instead of skipped.
 """
 import dataclasses
+import time
 import zlib
 
 import numpy as np
 
-from . import fitsio, kernels
+from . import fitsio, kernels, workunits
 from .config import TRACK_KEYWORDS
 from .engine import open_network
 
@@ -95,21 +96,39 @@ class Tracker:
 
         Raises :class:`maximask.fitsio.InputError` (one-line message) on bad input.
         """
+        plan = self.plan_file(source, log)
+        return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)
+
+    def plan_file(self, source, log=None):
+        """Split a file into units of work: each HDU chosen under FRAC, or each cube plane."""
         if isinstance(source, str):
             source = fitsio.find_inputs([source])[0]
-        log = log or (lambda line: None)
-        results, flat = [], []
         with fitsio.open_image(source) as image:
-            for info in self.chosen_hdus(source.name, image.maskable):
-                hdu = image.read(info)
-                nbad = fitsio.check_data(hdu.data, hdu.name)
-                if nbad:
-                    log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                if hdu.data.ndim == 3:
-                    for plane, s in enumerate(self.score(hdu.data)):
-                        results.append(TrackScore(f"{hdu.name}[{plane}]", float(s)))
-                else:
-                    flat.append((hdu.name, self.score(hdu.data)))
+            chosen = self.chosen_hdus(source.name, image.maskable)
+        return workunits.FilePlan(source, None, [(info.kind, workunits.units_of(source.path, info), None)
+                                                 for info in chosen])
+
+    def run_unit(self, unit):
+        """Score one unit (a 2-D HDU or cube plane), reading its pixels: a UnitResult."""
+        started = time.perf_counter()
+        data = workunits.read_unit(unit)
+        nbad = fitsio.check_data(data, unit.name)
+        lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else []
+        score = float(self.tile_scores(data).mean())
+        return workunits.UnitResult(score, lines, seconds=time.perf_counter() - started,
+                                    provider=self.network.provider)
+
+    def finish_file(self, plan, results, log=None):
+        """The file's TrackScores from its units' results ({unit: UnitResult}); logs their lines."""
+        log = log or (lambda line: None)
+        flat, planes = [], []
+        for unit in plan.units:
+            for line in results[unit].lines:
+                log(line)
+            if unit.plane is None:
+                flat.append((unit.name, results[unit].value))
+            else:
+                planes.append(TrackScore(unit.name, results[unit].value))
         if flat:
-            results.insert(0, TrackScore(source.name, float(np.mean([s for _, s in flat])), tuple(flat)))
-        return results
+            planes.insert(0, TrackScore(plan.source.name, float(np.mean([s for _, s in flat])), tuple(flat)))
+        return planes
