@@ -459,8 +459,25 @@ NTHREADS = integer("NTHREADS", 0, "number of CPU threads (0 = all cores)", "Engi
 VERBOSE_TYPE = enumeration("VERBOSE_TYPE", "NORMAL", ("QUIET", "NORMAL", "FULL"),
                            "QUIET, NORMAL (progress per file and HDU) or FULL", "Miscellaneous")
 
+CLUSTER = string("CLUSTER", "NONE", "NONE (in-process), LOCAL (Dask workers here) or tcp://host:port",
+                 "Cluster (Dask)")
+NWORKERS = integer("NWORKERS", 0, "Dask workers of CLUSTER LOCAL (0 = one per core)", "Cluster (Dask)",
+                   minimum=0)
+
 #: The keyword definitions both commands share (reuse them, or dataclasses.replace them).
-COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, VERBOSE_TYPE)}
+COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, VERBOSE_TYPE,
+                                          CLUSTER, NWORKERS)}
+
+_CLUSTER_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?[^\s:/]+:[0-9]+$", re.IGNORECASE)
+
+
+def _check_cluster(values):
+    cluster = values["CLUSTER"]
+    if cluster.upper() in ("NONE", "LOCAL"):
+        return
+    if not _CLUSTER_ADDRESS.match(cluster):
+        raise ConfigError(f'CLUSTER: NONE, LOCAL or a scheduler address such as tcp://host:8786 '
+                          f'expected, got "{cluster}"', keyword="CLUSTER")
 
 
 def _check_tiles(values):
@@ -506,7 +523,10 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     NTHREADS,
     # Miscellaneous
     VERBOSE_TYPE,
-], checks=[_check_tiles])
+    # Cluster (Dask)
+    CLUSTER,
+    NWORKERS,
+], checks=[_check_tiles, _check_cluster])
 
 TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     number("PRIOR", 0.05, "expected fraction of images with tracking errors, in (0,1)",
@@ -524,7 +544,9 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     DEVICE,
     NTHREADS,
     VERBOSE_TYPE,
-])
+    CLUSTER,
+    NWORKERS,
+], checks=[_check_cluster])
 
 
 # --------------------------------------------------------------------------------------------
