@@ -105,10 +105,19 @@ def _mask_inputs(config, sources, log):
         raise InputError(config.OUTPUT_DIR, "OUTPUT_DIR is not a directory")
     masker = Masker(config)
 
-    def work(source):
-        log(f"{source.name} -> {masker.run_file(source, log=log)}")
+    def done(source, path):
+        log(f"{source.name} -> {path}")
 
-    return _each_source("maximask", config, sources, work)
+    if config.CLUSTER.upper() != "NONE":
+        return _on_cluster("maximask", config, masker, sources, log, done)
+    return _each_source("maximask", config, sources, lambda source: done(source, masker.run_file(source, log=log)))
+
+
+def _on_cluster(prog, config, pipeline, sources, log, done):
+    """Process the inputs on the Dask cluster of CLUSTER (see maximask.distributed)."""
+    from .distributed import run_on_cluster
+
+    return run_on_cluster(config, pipeline, sources, log, done, lambda error: _say(prog, error))
 
 
 def main_mask(argv=None):
@@ -125,18 +134,22 @@ def _track_inputs(config, sources, log):
     from .tracker import Tracker
 
     tracker = Tracker(config)
-    results = []
+    scores = {}
 
-    def work(source):
-        for entry in tracker.score_file(source, log=log):
-            results.append(entry)
+    def done(source, entries):
+        scores[source] = entries
+        for entry in entries:
             if config.VERBOSE_TYPE == "FULL":
                 for name, score in entry.hdus:
                     log(f"{name}: {score:.6f}")
             log(f"{entry.name}: {entry.score:.6f}")
 
-    failed = _each_source("maxitrack", config, sources, work)
-    write_track_output(config, results)
+    if config.CLUSTER.upper() != "NONE":
+        failed = _on_cluster("maxitrack", config, tracker, sources, log, done)
+    else:
+        failed = _each_source("maxitrack", config, sources,
+                              lambda source: done(source, tracker.score_file(source, log=log)))
+    write_track_output(config, [entry for source in sources for entry in scores.get(source, ())])
     return failed
 
 
