@@ -33,6 +33,7 @@ import uuid
 
 from . import fitsio
 from .engine import EngineError
+from .progress import on_terminal
 
 __all__ = ["ClusterError", "mask_files", "score_files", "process_files", "cluster_client",
            "task_resources", "run_on_cluster"]
@@ -105,10 +106,10 @@ class _UnitFailed:
     """An InputError raised by a task, carried back as a value (InputError does not pickle)."""
 
     def __init__(self, exc):
-        self.kind, self.name, self.problem = type(exc), exc.name, exc.problem
+        self.name, self.problem = exc.name, exc.problem
 
     def error(self):
-        return self.kind(self.name, self.problem)
+        return fitsio.InputError(self.name, self.problem)
 
 
 def _run_unit(kind, config, unit):
@@ -135,26 +136,28 @@ class _File:
 
 
 def process_files(client, pipeline, sources, log=None, threads=None, resources=None,
-                  progress=False):
+                  progress=False, plan=None):
     """Run `pipeline` (a Masker or Tracker) on ImageSources on the cluster of `client`.
 
     Yields (source, output) as files complete: output is what the pipeline's finish_file
     gives (a path, or a list of TrackScore), or the InputError that failed the input (the
     others go on). threads: ONNX Runtime threads per task when NTHREADS is 0 (default 1).
     resources: Dask resources per task (default :func:`task_resources`). progress: a bar
-    over all units on a terminal. An EngineError (e.g. no CUDA on a worker) stops the run.
+    over all units on a terminal. plan(source, log): how a file is split (default the
+    pipeline's plan_file). An EngineError (e.g. no CUDA on a worker) stops the run.
     """
     from distributed import as_completed
     from tqdm import tqdm
 
     log = log or (lambda line: None)
+    plan = plan or pipeline.plan_file
     c = pipeline.config
     task_config = c.replace(VERBOSE_TYPE="QUIET", NTHREADS=c.NTHREADS or threads or 1, CLUSTER="NONE")
     resources = task_resources(c) if resources is None else resources
     kind, tag = type(pipeline), type(pipeline).__name__.lower()
     owner, ready = {}, as_completed()
-    bar = tqdm(total=0, unit="HDU", desc="HDUs", leave=False,
-               disable=not progress or not sys.stderr.isatty())
+    bar = tqdm(total=0, unit="HDU", desc="HDUs", leave=False, file=sys.stderr,
+               disable=not progress or not on_terminal())
     started, pixels, nfiles, ndone = time.perf_counter(), 0, 0, 0
 
     def fail(file, error):
@@ -165,19 +168,18 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
     try:
         for source in sources:
             try:
-                plan = pipeline.plan_file(source, log)
+                file = _File(plan(source, log))
             except fitsio.InputError as exc:
                 yield source, exc
                 continue
-            file = _File(plan)
             nfiles += 1
-            for unit in plan.units:
+            for unit in file.plan.units:
                 future = client.submit(_run_unit, kind, task_config, unit, pure=False, resources=resources,
                                        key=f"{tag}-{os.path.basename(unit.name)}-{uuid.uuid4().hex}")
                 owner[future] = (file, unit)
                 file.futures.append(future)
                 ready.add(future)
-            bar.total += len(plan.units)
+            bar.total += len(file.plan.units)
             bar.refresh()
         for future in ready:
             file, unit = owner.pop(future)
@@ -255,16 +257,15 @@ def score_files(client, inputs, config=None, log=None, **keywords):
     yield from _on_inputs(client, tracker, inputs, fitsio.DEFAULT_SUFFIX, log)
 
 
-def run_on_cluster(config, pipeline, sources, log, done, failed):
-    """The commands' cluster run: done(source, output) per file, failed(error) per failure;
-    returns the number of failed inputs."""
+def run_on_cluster(config, pipeline, sources, log, done, failed, plan=None):
+    """The commands' cluster run: done(source, output) per file, failed(error) per failure
+    (returning 1 if it counts as failed); returns the number of failed inputs."""
     count = 0
     with cluster_client(config, log) as (client, threads):
-        for source, output in process_files(client, pipeline, sources, log, threads=threads,
+        for source, output in process_files(client, pipeline, sources, log, threads=threads, plan=plan,
                                             progress=config.VERBOSE_TYPE != "QUIET"):
             if isinstance(output, fitsio.InputError):
-                failed(output)
-                count += 1
+                count += failed(output)
             else:
                 done(source, output)
     return count

@@ -7,8 +7,12 @@
 As the reference: same preprocessing as MaxiMask, non-overlapping 400x400 tiles anchored at
 (h % 400, w % 400), prior correction per tile, score = mean over the tiles; the 2-D HDUs of
 a file are averaged into one score, cube planes are scored apart. Unlike the reference,
-every batch is scored once (its last partial batch overwrote earlier slots) and images
-smaller than a tile are padded and scored instead of skipped.
+every batch is scored once (its last partial batch overwrote earlier slots).
+
+Images with a side shorter than MIN_SIDE (300 px, 3/4 of a tile) get no score (NaN): a
+tile padded further shows the network mostly padding, and guided fields then score up to
+0.6 (benchmarks/track_small_images.py: strips 5-250 px high of fields scoring 0.0000 whole
+score 0.08-0.61; from 300 px on, 0.0000). A side between 300 and 400 px is padded.
 """
 import dataclasses
 import time
@@ -19,8 +23,11 @@ import numpy as np
 from . import fitsio, kernels, workunits
 from .config import TRACK_KEYWORDS
 from .engine import open_network
+from .images import pixel_array
 
 TILE = 400
+#: Shortest side (pixels) of an image MaxiTrack scores; smaller ones get NaN (see above).
+MIN_SIDE = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +82,19 @@ class Tracker:
         return scores
 
     def score(self, image):
-        """Score of a 2-D image (float), or of each plane of a 3-D cube (array)."""
-        image = np.asarray(image)
+        """Score of a 2-D image (float), or of each plane of a 3-D cube (array).
+
+        NaN for an image with a side shorter than MIN_SIDE (no score). Raises TypeError for
+        a path (use :meth:`score_file`) or complex data, ValueError for another shape or
+        pixels all zero or all NaN.
+        """
+        return self._score_checked(pixel_array(image))
+
+    def _score_checked(self, image):
         if image.ndim == 3:
-            return np.array([self.score(plane) for plane in image])
+            return np.array([self._score_checked(plane) for plane in image])
+        if min(image.shape) < MIN_SIDE:
+            return float("nan")
         return float(self.tile_scores(image).mean())
 
     def chosen_hdus(self, name, hdus):
@@ -94,7 +110,10 @@ class Tracker:
     def score_file(self, source, log=None):
         """Scores of a FITS file: one TrackScore for its 2-D HDUs together, one per cube plane.
 
-        Raises :class:`maximask.fitsio.InputError` (one-line message) on bad input.
+        An all-zero or all-NaN HDU (or cube plane) beside valid ones is left out with a
+        warning (log); an image smaller than MIN_SIDE gets no score (NaN), said in one line;
+        the file's score is the mean over the HDUs that have one (NaN if none). Raises
+        :class:`maximask.fitsio.InputError` (one-line message) on bad input.
         """
         plan = self.plan_file(source, log)
         return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)
@@ -112,23 +131,39 @@ class Tracker:
         """Score one unit (a 2-D HDU or cube plane), reading its pixels: a UnitResult."""
         started = time.perf_counter()
         data = workunits.read_unit(unit)
-        nbad = fitsio.check_data(data, unit.name)
+        try:
+            nbad = fitsio.check_data(data, unit.name)
+        except fitsio.InputError as exc:
+            return workunits.UnitResult(float("nan"), [], failure=(exc.name, exc.problem))
         lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else []
-        score = float(self.tile_scores(data).mean())
+        if min(data.shape) < MIN_SIDE:
+            h, w = data.shape
+            lines.append(f"{unit.name}: {h}x{w} pixels, too small to score (both sides >= "
+                         f"{MIN_SIDE} px needed): no score")
+        score = self._score_checked(data)
         return workunits.UnitResult(score, lines, seconds=time.perf_counter() - started,
                                     provider=self.network.provider)
 
     def finish_file(self, plan, results, log=None):
         """The file's TrackScores from its units' results ({unit: UnitResult}); logs their lines."""
         log = log or (lambda line: None)
-        flat, planes = [], []
+        flat, planes, invalid = [], [], []
         for unit in plan.units:
-            for line in results[unit].lines:
+            done = results[unit]
+            for line in done.lines:
                 log(line)
-            if unit.plane is None:
-                flat.append((unit.name, results[unit].value))
+            if done.failure:
+                invalid.append(fitsio.InputError(*done.failure))
+            elif unit.plane is None:
+                flat.append((unit.name, done.value))
             else:
-                planes.append(TrackScore(unit.name, results[unit].value))
+                planes.append(TrackScore(unit.name, done.value))
+        if len(invalid) == len(plan.units):
+            raise fitsio.InputError(invalid[0].name, f"{invalid[0].problem}: nothing to score")
+        for exc in invalid:
+            log(f"{exc}: not scored")
         if flat:
-            planes.insert(0, TrackScore(plan.source.name, float(np.mean([s for _, s in flat])), tuple(flat)))
+            scored = [s for _, s in flat if np.isfinite(s)]
+            mean = float(np.mean(scored)) if scored else float("nan")
+            planes.insert(0, TrackScore(plan.source.name, mean, tuple(flat)))
         return planes

@@ -33,12 +33,14 @@ class WorkUnit:
 @dataclasses.dataclass
 class FilePlan:
     """A file split into units: ``source`` (an ImageSource), its ``output`` path (None for
-    maxitrack) and ``entries``, one per HDU kept, in file order: ``(kind, units, header)``,
-    units None for an HDU copied without data (an empty primary)."""
+    maxitrack), ``entries``, one per HDU kept, in file order: ``(kind, units, header)``,
+    units None for an HDU copied without data (an empty primary), and the identities of
+    the files the output may never replace (``protect``)."""
 
     source: fitsio.ImageSource
     output: str | None
     entries: list
+    protect: frozenset = frozenset()
 
     @property
     def units(self):

@@ -131,18 +131,20 @@ def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_pa
 def test_bad_inputs_fail_alone(client, inputs, tmp_path, capsys):
     (tmp_path / "not.fits").write_text("not a FITS file")
     fits.PrimaryHDU(np.zeros((80, 90), np.float32)).writeto(tmp_path / "zeros.fits")
+    (tmp_path / "here").mkdir()
     args = [inputs[0], str(tmp_path / "not.fits"), str(tmp_path / "missing.fits"),
-            str(tmp_path / "zeros.fits"), inputs[2]]
-    rc = main_mask(args + ["-OUTPUT_DIR", str(tmp_path), "-VERBOSE_TYPE", "QUIET",
-                           "-CLUSTER", client.scheduler.address])
+            str(tmp_path / "zeros.fits"), inputs[2], "-VERBOSE_TYPE", "QUIET"]
+    assert main_mask(args + ["-OUTPUT_DIR", str(tmp_path / "here")]) == 1
+    in_process = capsys.readouterr().err.splitlines()
+    assert main_mask(args + ["-OUTPUT_DIR", str(tmp_path), "-CLUSTER", client.scheduler.address]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert rc == 1
-    assert sorted(err) == sorted([
+    assert sorted(err) == sorted(in_process) == sorted([
         f"maximask: {tmp_path / 'not.fits'}: not a readable FITS file: no SIMPLE card found",
         f"maximask: {tmp_path / 'missing.fits'}: no such file or directory",
-        f"maximask: {tmp_path / 'zeros.fits'}[0]: all pixels are zero",
+        f"maximask: {tmp_path / 'zeros.fits'}[0]: all pixels are zero: nothing to mask, no output written",
     ])
-    assert sorted(os.listdir(tmp_path)) == ["cube.mask.fits", "not.fits", "single.mask.fits", "zeros.fits"]
+    assert sorted(os.listdir(tmp_path)) == ["cube.mask.fits", "here", "not.fits", "single.mask.fits",
+                                            "zeros.fits"]
 
 
 def test_a_task_that_cannot_read_its_input_reports_one_line(tmp_path):
