@@ -196,12 +196,9 @@ class Masker:
     def run_unit(self, unit):
         """Mask one unit (an image HDU or cube plane), reading its pixels: a UnitResult."""
         started = time.perf_counter()
-        data = workunits.read_unit(unit)
-        try:
-            nbad = fitsio.check_data(data, unit.name)
-        except fitsio.InputError as exc:
-            return workunits.UnitResult(self.empty_output(data.shape), [], failure=(exc.name, exc.problem))
-        lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else []
+        data, lines, failure = workunits.read_checked(unit)
+        if failure:
+            return workunits.UnitResult(self.empty_output(data.shape), lines, failure)
         result = self._run_checked(data, desc=unit.name)
         return workunits.UnitResult(result, lines, seconds=time.perf_counter() - started,
                                     provider=self.network.provider)

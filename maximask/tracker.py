@@ -130,12 +130,9 @@ class Tracker:
     def run_unit(self, unit):
         """Score one unit (a 2-D HDU or cube plane), reading its pixels: a UnitResult."""
         started = time.perf_counter()
-        data = workunits.read_unit(unit)
-        try:
-            nbad = fitsio.check_data(data, unit.name)
-        except fitsio.InputError as exc:
-            return workunits.UnitResult(float("nan"), [], failure=(exc.name, exc.problem))
-        lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else []
+        data, lines, failure = workunits.read_checked(unit)
+        if failure:
+            return workunits.UnitResult(float("nan"), lines, failure)
         if min(data.shape) < MIN_SIDE:
             h, w = data.shape
             lines.append(f"{unit.name}: {h}x{w} pixels, too small to score (both sides >= "

@@ -78,3 +78,14 @@ def read_unit(unit):
     with fitsio.open_image(fitsio.ImageSource(unit.path, unit.index)) as image:
         data = image.read(image.hdus[0]).data
     return data if unit.plane is None else np.ascontiguousarray(data[unit.plane])
+
+
+def read_checked(unit):
+    """The unit's pixels, the lines to log about them, and the failure ((name, problem) when
+    they are all zero or all NaN, else None)."""
+    data = read_unit(unit)
+    try:
+        nbad = fitsio.check_data(data, unit.name)
+    except fitsio.InputError as exc:
+        return data, [], (exc.name, exc.problem)
+    return data, [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else [], None
