@@ -115,6 +115,23 @@ def test_cluster_outputs_are_the_in_process_outputs(client, inputs, tmp_path, ca
     assert _checksums(inputs) == before
 
 
+def test_a_log_gets_plain_lines_and_full_gives_the_scheduler_and_dashboard(client, inputs, tmp_path, capsys):
+    assert main_mask(inputs[:2] + ["-OUTPUT_DIR", str(tmp_path), "-VERBOSE_TYPE", "FULL",
+                                   "-CLUSTER", client.scheduler.address]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err  # stderr is not a terminal: no bar
+    lines = err.splitlines()
+    assert f"maximask: Dask scheduler {client.scheduler.address}, dashboard {client.dashboard_link}" in lines
+    assert f"maximask: {inputs[1]}[2]: not copied (a table, not an image)" in lines
+    for unit in (f"{inputs[0]}[0]", f"{inputs[1]}[1]", f"{inputs[1]}[3]"):
+        assert any(line.startswith(f"maximask: {unit}: ") and "Mpix/s, CPUExecutionProvider)" in line
+                   for line in lines)
+    assert f"maximask: {inputs[1]}[4]: all pixels are zero: its output HDU is left at 0" in lines
+    for path in inputs[:2]:
+        assert f"maximask: {path} -> {_outputs(tmp_path, [path])[0]}" in lines
+    assert lines[-1].startswith("maximask: 2 files, 0.3 Mpix in ") and lines[-1].endswith(" on 2 Dask workers")
+
+
 def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_path, capsys):
     inputs = track_inputs
     ref, dsk = tmp_path / "ref.json", tmp_path / "dsk.json"
