@@ -74,15 +74,18 @@ def cluster_client(config, log=None):
         cores = len(os.sched_getaffinity(0))
         nworkers = config.NWORKERS or cores
         threads = config.NTHREADS or max(1, cores // nworkers)
-        cluster = distributed.LocalCluster(n_workers=nworkers, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0", silence_logs=logging.ERROR)
+        try:
+            cluster = distributed.LocalCluster(n_workers=nworkers, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=logging.ERROR)
+        except Exception as exc:  # noqa: BLE001 - Dask raises many kinds here
+            raise ClusterError(f"cannot start a local Dask cluster: {' '.join(str(exc).split())}") from None
         target = cluster.scheduler_address
     else:
         threads = config.NTHREADS or 1
     try:
         try:
             client = distributed.Client(cluster or target)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(f"cannot reach the Dask scheduler at {target}: "
                                f"{' '.join(str(exc).split())}") from None
         try:
@@ -98,7 +101,10 @@ def cluster_client(config, log=None):
 
 # ------------------------------------------------------------------ on the workers
 
-_PIPELINES = {}
+_PIPELINES = {}  # the most recent configurations' pipelines of this worker process
+_PIPELINES_KEPT = 2
+#: Keywords that say where outputs go: run_unit does not use them, runs share a pipeline.
+_PLACEMENT = ("OUTPUT_DIR", "OUTPUT_SUFFIX", "OVERWRITE", "OUTPUT_NAME")
 _PIPELINES_LOCK = threading.Lock()
 
 
@@ -114,10 +120,13 @@ class _UnitFailed:
 
 def _run_unit(kind, config, unit):
     """The task: run_unit of this worker's `kind` (Masker or Tracker) for `config`, built once."""
-    key = (kind.__module__, kind.__qualname__, tuple(config.items()))
+    key = (kind.__module__, kind.__qualname__,
+           tuple(item for item in config.items() if item[0] not in _PLACEMENT))
     with _PIPELINES_LOCK:
         pipeline = _PIPELINES.get(key)
         if pipeline is None:
+            while len(_PIPELINES) >= _PIPELINES_KEPT:  # each holds a network session
+                del _PIPELINES[next(iter(_PIPELINES))]
             pipeline = _PIPELINES[key] = kind(config)
             pipeline.network  # opened here, once, rather than by concurrent tasks
     try:

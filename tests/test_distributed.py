@@ -132,6 +132,24 @@ def test_a_log_gets_plain_lines_and_full_gives_the_scheduler_and_dashboard(clien
     assert lines[-1].startswith("maximask: 2 files, 0.3 Mpix in ") and lines[-1].endswith(" on 2 Dask workers")
 
 
+def _networks_kept():
+    from maximask import distributed as on_worker
+
+    return sorted((key[1], id(pipeline.network)) for key, pipeline in on_worker._PIPELINES.items())
+
+
+def test_each_worker_opens_the_network_once_per_configuration(client, inputs, tmp_path):
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        done = dict(mask_files(client, inputs, output_dir=str(tmp_path / run), verbose_type="QUIET"))
+        assert sorted(done.values()) == sorted(_outputs(tmp_path / run, inputs))
+        kept = client.run(_networks_kept)
+        if run == "first":
+            first = kept
+    assert kept == first  # the second run (other OUTPUT_DIR) used the same sessions
+    assert all(1 <= len(networks) <= 2 for networks in kept.values())
+
+
 def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_path, capsys):
     inputs = track_inputs
     ref, dsk = tmp_path / "ref.json", tmp_path / "dsk.json"
