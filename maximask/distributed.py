@@ -223,10 +223,9 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
     finally:
         bar.close()
         client.cancel(list(owner))
-    seconds = time.perf_counter() - started
-    log(f"{ndone} files, {pixels / 1e6:.1f} Mpix in {seconds:.1f} s "
-        f"({pixels / 1e6 / max(seconds, 1e-9):.2f} Mpix/s) on {len(client.scheduler_info()['workers'])} "
-        f"Dask workers")
+    seconds, nworkers = time.perf_counter() - started, len(client.scheduler_info()["workers"])
+    log(f"{ndone} files, {pixels / 1e6:.1f} Mpix in {seconds:.1f} s ({pixels / 1e6 / max(seconds, 1e-9):.2f} "
+        f"Mpix/s) on {nworkers} Dask worker{'' if nworkers == 1 else 's'}")
 
 
 def _on_inputs(client, pipeline, inputs, suffix, log):

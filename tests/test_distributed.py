@@ -150,6 +150,15 @@ def test_each_worker_opens_the_network_once_per_configuration(client, inputs, tm
     assert all(1 <= len(networks) <= 2 for networks in kept.values())
 
 
+def test_cluster_local_starts_its_own_workers(inputs, tmp_path, capsys):
+    (tmp_path / "ref").mkdir()
+    assert main_mask(inputs[:1] + ["-OUTPUT_DIR", str(tmp_path / "ref"), "-VERBOSE_TYPE", "QUIET"]) == 0
+    assert main_mask(inputs[:1] + ["-OUTPUT_DIR", str(tmp_path), "-VERBOSE_TYPE", "FULL",
+                                   "-CLUSTER", "local", "-NWORKERS", "1", "-NTHREADS", "1"]) == 0
+    assert_same_fits(_outputs(tmp_path / "ref", inputs[:1])[0], _outputs(tmp_path, inputs[:1])[0])
+    assert capsys.readouterr().err.splitlines()[-1].endswith(" on 1 Dask worker")
+
+
 def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_path, capsys):
     inputs = track_inputs
     ref, dsk = tmp_path / "ref.json", tmp_path / "dsk.json"
