@@ -13,16 +13,15 @@ import subprocess
 import sys
 import time
 
+import distributed  # in the test extra: these tests never skip
 import numpy as np
 import pytest
 from astropy.io import fits
 
-distributed = pytest.importorskip("distributed")
-
-from maximask import fitsio, workunits  # noqa: E402
-from maximask.cli import main_mask, main_track  # noqa: E402
-from maximask.distributed import _run_unit, mask_files, process_files, task_resources  # noqa: E402
-from maximask.masker import Masker  # noqa: E402
+from maximask import fitsio, workunits
+from maximask.cli import main_mask, main_track
+from maximask.distributed import _run_unit, mask_files, process_files, task_resources
+from maximask.masker import Masker
 
 
 @pytest.fixture(scope="module")
