@@ -10,6 +10,7 @@ stop at the probabilities: prior correction, thresholds and bit packing are done
 Needs the ``onnx`` package (extras ``train`` and ``test``); the inference path never
 imports this module.
 """
+import hashlib
 import os
 
 import numpy as np
@@ -25,6 +26,9 @@ MAXIMASK_FILES = ("maximask.onnx", "maximask_cuda.onnx")
 MAXIMASK_WEIGHTS_FILE = "maximask.weights"
 MAXITRACK_FILE = "maxitrack.onnx"
 
+#: Provenance of the published weights, which every graph derived from them carries.
+PUBLISHED_CREDIT = ("Weights: MaxiMask 1.4.1, Copyright 2018 Maxime Paillassa, MIT licence. "
+                    "Paillassa, Bertin & Bouy 2020, A&A 634, A48.")
 MAXIMASK_DOC = ("MaxiMask: inputs (N,1,H,W) asinh-compressed normalised pixels and window (y0,x0,y1,x1), "
                 "output (N,14,y1-y0,x1-x0) sigmoid probabilities; unpooling by {}. ")
 MAXITRACK_DOC = ("MaxiTrack: input (N,1,400,400) asinh-compressed normalised pixels, "
@@ -269,3 +273,14 @@ def read_weights(path):
     model = onnx.load(path)
     return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer
             if init.data_type == TensorProto.FLOAT}
+
+
+def weights_digest(weights):
+    """SHA-256 (hex) of a weights dict: names in sorted order, each followed by its shape and
+    little-endian float32 bytes. The same for a module's weights and their ONNX files."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        array = np.ascontiguousarray(weights[name], dtype="<f4")
+        digest.update(f"{name}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

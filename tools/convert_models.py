@@ -15,11 +15,9 @@ import argparse
 import os
 
 from maximask import architecture as arch
-from maximask.onnx_graphs import write_maximask, write_maxitrack
+from maximask.onnx_graphs import PUBLISHED_CREDIT, write_maximask, write_maxitrack
 
 PRODUCER = "maximask tools/convert_models.py"
-CREDIT = ("Weights: MaxiMask 1.4.1, Copyright 2018 Maxime Paillassa, MIT licence. "
-          "Paillassa, Bertin & Bouy 2020, A&A 634, A48.")
 
 
 def maximask_weights(tf_vars):
@@ -70,9 +68,9 @@ def main():
 
     out = args.output_dir
     written = write_maximask(maximask_weights(load_weights(os.path.join(args.reference_dir, "maximask", "model"))),
-                             out, CREDIT, PRODUCER)
+                             out, PUBLISHED_CREDIT, PRODUCER)
     written += write_maxitrack(maxitrack_weights(load_weights(os.path.join(args.reference_dir, "maxitrack", "model"))),
-                               out, CREDIT, PRODUCER)
+                               out, PUBLISHED_CREDIT, PRODUCER)
     for path in written:
         print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
 
