@@ -27,6 +27,13 @@ MAXIMASK_PREDICTION_LEVELS = (0, 4, 3, 2, 1)
 #: The last convolution (no ReLU; a sigmoid follows), over the concatenated pre-predictions.
 MAXIMASK_FINAL = "conv2d_27"
 MAXIMASK_KERNEL = 3
+#: Named groups of layers, for training only some of them.
+MAXIMASK_GROUPS = {
+    "ENCODER": tuple(layer for level in MAXIMASK_ENCODER for layer in level) + (MAXIMASK_BOTTLENECK,),
+    "DECODER": tuple(layer for level in (4, 3, 2, 1) for layer in MAXIMASK_DECODER[level]) + (MAXIMASK_HEAD,),
+    "UCP": tuple(layer for level in (4, 3, 2, 1) for layer in MAXIMASK_UCP[level]),
+    "FINAL": (MAXIMASK_FINAL,),
+}
 #: Layer -> (input channels, output channels).
 MAXIMASK_CHANNELS = {
     "conv2d": (1, 32), "conv2d_1": (32, 64), "conv2d_2": (64, 128), "conv2d_3": (128, 128),
@@ -47,3 +54,4 @@ MAXITRACK_CONVS = (("conv2d", 1, 16), ("conv2d_1", 16, 32), ("conv2d_2", 32, 64)
                    ("conv2d_4", 128, 128))
 #: (layer, inputs, outputs, followed by a PReLU); the first takes the NCHW flattening.
 MAXITRACK_DENSE = (("dense", 128 * 12 * 12, 64, True), ("dense_1", 64, 64, True), ("dense_2", 64, 2, False))
+MAXITRACK_GROUPS = {"CONV": tuple(c[0] for c in MAXITRACK_CONVS), "DENSE": tuple(d[0] for d in MAXITRACK_DENSE)}

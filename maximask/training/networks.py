@@ -136,6 +136,28 @@ def network_weights(module):
     return {name: value.detach().cpu().numpy().astype(np.float32) for name, value in module.state_dict().items()}
 
 
+def set_trainable(module, names):
+    """Train only the layers `names` (layer names, or groups of ``architecture``: ENCODER,
+    DECODER, UCP, FINAL for MaxiMask; CONV, DENSE for MaxiTrack); freeze the others.
+    Returns the names of the parameters left trainable."""
+    groups = arch.MAXIMASK_GROUPS if isinstance(module, MaxiMask) else arch.MAXITRACK_GROUPS
+    layers = {name for name, _ in module.named_children()}
+    chosen = set()
+    for name in names:
+        if name in groups:
+            chosen.update(groups[name])
+        elif name in layers:
+            chosen.add(name)
+        else:
+            raise ValueError(f"layer {name} unknown: expected a layer name or one of {', '.join(groups)}")
+    trainable = []
+    for name, parameter in module.named_parameters():
+        parameter.requires_grad_(name.split(".")[0] in chosen)
+        if parameter.requires_grad:
+            trainable.append(name)
+    return trainable
+
+
 def load_network(name, path=None):
     """A MaxiMask or MaxiTrack module holding the weights of an ONNX graph, in eval mode.
 
