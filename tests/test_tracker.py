@@ -40,8 +40,10 @@ def test_prior_correction_and_partial_batches(track_ref):
     np.testing.assert_allclose(corrected, raw / (raw + 19 * (1 - raw)), rtol=1e-6, atol=1e-12)
 
 
-def test_small_images_are_padded_and_scored(track_ref, tracker):
-    score = tracker.score(track_ref["marginal"][:250, :300])
+def test_images_shorter_than_min_side_get_no_score(track_ref, tracker):
+    assert np.isnan(tracker.score(track_ref["marginal"][:250, :300]))
+    assert np.isnan(tracker.score(track_ref["guided"][:5, :800]))
+    score = tracker.score(track_ref["marginal"][:300, :350])  # padded, but scored
     assert 0.0 <= score <= 1.0
 
 
@@ -113,7 +115,7 @@ def test_bad_input_and_keywords(tmp_path, capsys, monkeypatch):
 def test_unwritable_output_fails_in_one_line(track_ref, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fits.PrimaryHDU(track_ref["guided"][:400, :400].astype(np.float32)).writeto("one.fits")
-    assert main_track(["one.fits", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", "nowhere/scores.txt"]) == 1
+    assert main_track(["one.fits", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", "nowhere/scores.txt"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nowhere/scores.txt" in err and "does not exist" in err
+    assert err == "maxitrack: OUTPUT_NAME nowhere/scores.txt: output directory does not exist\n"
     assert sorted(os.listdir(".")) == ["one.fits"]
