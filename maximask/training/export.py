@@ -16,7 +16,7 @@ import shutil
 
 from maximask import __version__
 from maximask.engine import MODELS_DIR
-from maximask.fitsio import OutputError, OutputExistsError
+from maximask.fitsio import OutputError, temporary_path
 from maximask.onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
 from maximask.training.networks import MaxiMask, MaxiTrack, network_weights
 
@@ -28,7 +28,7 @@ _WRITERS = {MaxiMask: ("maximask", write_maximask), MaxiTrack: ("maxitrack", wri
 def export_network(module, folder, metadata=None):
     """Write `module` (MaxiMask or MaxiTrack) as the model directory `folder`; return its
     model.json content. `metadata`: JSON-serialisable extras for model.json (base model,
-    data, steps, losses...). An existing `folder` is never replaced (OutputExistsError)."""
+    data, steps, losses...). An existing `folder` is never replaced (OutputError)."""
     try:
         name, write = _WRITERS[type(module)]
     except KeyError:
@@ -36,16 +36,16 @@ def export_network(module, folder, metadata=None):
     folder = os.path.abspath(os.fspath(folder))
     parent = os.path.dirname(folder)
     if os.path.lexists(folder):
-        raise OutputExistsError(folder, "model directory already exists")
+        raise OutputError(folder, "model directory already exists; a model directory is never replaced")
     if not os.path.isdir(parent):
         raise OutputError(folder, f"output directory {parent} does not exist")
     weights = network_weights(module)
     info = {"network": name, "software": f"maximask {__version__}", "weights_sha256": weights_digest(weights),
             **(metadata or {})}
     note = f"Written by {PRODUCER} (maximask {__version__}), starting from the published weights. {PUBLISHED_CREDIT}"
-    tmp = os.path.join(parent, f".{os.path.basename(folder)}.tmp-{os.getpid()}")
+    tmp = temporary_path(folder)
     try:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run of the same pid
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process of the same id
         os.mkdir(tmp)
         files = [os.path.basename(p) for p in write(weights, tmp, note, PRODUCER)]
         shutil.copyfile(os.path.join(MODELS_DIR, "LICENSE"), os.path.join(tmp, "LICENSE"))
