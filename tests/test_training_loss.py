@@ -6,7 +6,7 @@ from scipy import ndimage
 
 from maximask.classes import ABBREVIATIONS, NCLASSES
 from maximask.training import load_network
-from maximask.training.loss import (AUX_THREE_SMALLEST, AUX_TWO_SMALLEST, MaskLoss, class_fractions,
+from maximask.training.loss import (AUX_THREE_SMALLEST, AUX_TWO_SMALLEST, MaskLoss, TrackLoss, class_fractions,
                                     class_weights, kernel_norms, pixel_weights)
 
 # The 3x3 Gaussian of unit sigma written out: centre 1, edges e^-1/2, corners e^-1.
@@ -109,6 +109,22 @@ def test_regularisation_is_the_sum_of_kernel_norms():
         network.conv2d_3.weight += 0.01
         network.conv2d_3.bias += 1.0  # biases are not regularised
     assert kernel_norms(network, reference).item() == pytest.approx(0.01 * np.sqrt(128 * 128 * 9), rel=1e-4)
+
+
+def test_track_loss_is_the_softmax_cross_entropy(network_tiles):
+    network = load_network("maxitrack")
+    x = torch.from_numpy(np.arcsinh(network_tiles["inputs"])[:, None].astype(np.float32))
+    labels = (np.array(network_tiles["names"]) == "tracking").astype(np.int64)
+    with torch.no_grad():
+        logits = network.logits(x).numpy().astype(np.float64)
+        plain = TrackLoss(regularisation="NONE")(network, x, torch.from_numpy(labels))
+        weighted = TrackLoss([1.0, 3.0], regularisation="ZERO", strength=0.5)(network, x, torch.from_numpy(labels))
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    nll = -log_p[np.arange(3), labels]
+    assert plain["total"].item() == pytest.approx(nll.mean(), rel=1e-5)
+    w = np.array([1.0, 3.0])[labels]
+    assert weighted["main"].item() == pytest.approx((w * nll).sum() / w.sum(), rel=1e-5)
+    assert weighted["regularisation"].item() == pytest.approx(0.5 * kernel_norms(network).item(), rel=1e-6)
 
 
 def test_published_regularisation_needs_a_reference():

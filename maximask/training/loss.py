@@ -77,30 +77,42 @@ def kernel_norms(module, reference=None):
     return total
 
 
+class Regularisation(nn.Module):
+    """lambda times the kernel norms of eq. 17: mode PUBLISHED (towards `reference`, the
+    starting weights: {name: tensor} or a module), ZERO (the paper's L2) or NONE;
+    strength: lambda (the paper found 1 best, training MaxiMask from scratch)."""
+
+    def __init__(self, mode="PUBLISHED", strength=1.0, reference=None):
+        super().__init__()
+        if mode not in REGULARISATIONS:
+            raise ValueError(f"regularisation {mode} unknown: expected one of {', '.join(REGULARISATIONS)}")
+        if mode == "PUBLISHED" and reference is None:
+            raise ValueError("regularisation PUBLISHED needs the reference weights")
+        self.mode, self.strength = mode, float(strength)
+        if isinstance(reference, nn.Module):
+            reference = reference.state_dict()
+        self.reference = None if reference is None else {k: v.detach().clone() for k, v in reference.items()}
+
+    def forward(self, network):
+        if self.mode == "NONE":
+            return torch.zeros(())  # a 0-d CPU tensor adds to losses on any device
+        return self.strength * kernel_norms(network, self.reference if self.mode == "PUBLISHED" else None)
+
+
 class MaskLoss(nn.Module):
     """The total MaxiMask loss: main + auxiliary sigmoid cross-entropies + regularisation.
 
     weights: the class weights w_c (eq. 15, from the training set's class fractions, once);
-    aux: {decoder level: weight} of the pre-prediction losses; regularisation: PUBLISHED
-    (towards `reference`, the starting weights: {name: tensor} or a module), ZERO (the
-    paper's L2) or NONE; strength: lambda of eq. 17 (the paper found 1 best, training
-    from scratch).
+    aux: {decoder level: weight} of the pre-prediction losses; regularisation, strength,
+    reference: as Regularisation.
     """
 
     def __init__(self, weights, aux=AUX_THREE_SMALLEST, regularisation="PUBLISHED", strength=1.0,
                  reference=None):
         super().__init__()
-        if regularisation not in REGULARISATIONS:
-            raise ValueError(f"regularisation {regularisation} unknown: expected one of {', '.join(REGULARISATIONS)}")
-        if regularisation == "PUBLISHED" and reference is None:
-            raise ValueError("regularisation PUBLISHED needs the reference weights")
+        self.regularise = Regularisation(regularisation, strength, reference)
         self.register_buffer("weights", torch.as_tensor(np.asarray(weights), dtype=torch.float32))
         self.aux = dict(aux)
-        self.regularisation = regularisation
-        self.strength = float(strength)
-        if isinstance(reference, nn.Module):
-            reference = reference.state_dict()
-        self.reference = None if reference is None else {k: v.detach().clone() for k, v in reference.items()}
 
     def forward(self, network, x, labels):
         """Losses of `network` (a MaxiMask module) on compressed pixels x and 0/1 labels, as a
@@ -111,8 +123,26 @@ class MaskLoss(nn.Module):
         main = sigmoid_cross_entropy(final, labels, weights)
         aux = sum((w * sigmoid_cross_entropy(pre[level], labels, weights) for level, w in self.aux.items()),
                   final.new_zeros(()))
-        reg = final.new_zeros(())
-        if self.regularisation != "NONE":
-            reference = self.reference if self.regularisation == "PUBLISHED" else None
-            reg = self.strength * kernel_norms(network, reference)
+        reg = self.regularise(network)
         return {"main": main, "aux": aux, "regularisation": reg, "total": main + aux + reg}
+
+
+class TrackLoss(nn.Module):
+    """The MaxiTrack loss: softmax cross-entropy over the two classes (paper §3.2), averaged
+    over the batch, + regularisation of its convolution kernels (as Regularisation).
+
+    weights: optional (2,) weights of the classes (no error, tracking error), e.g. inverse
+    to their frequency when labelled exposures are unbalanced.
+    """
+
+    def __init__(self, weights=None, regularisation="PUBLISHED", strength=1.0, reference=None):
+        super().__init__()
+        self.regularise = Regularisation(regularisation, strength, reference)
+        self.register_buffer("weights", None if weights is None else torch.as_tensor(weights, dtype=torch.float32))
+
+    def forward(self, network, x, labels):
+        """Losses of `network` (a MaxiTrack module) on compressed tiles x (N, 1, 400, 400)
+        and labels (N,) (1: tracking error), as a dict: main, regularisation, total."""
+        main = F.cross_entropy(network.logits(x), labels.long(), weight=self.weights)
+        reg = self.regularise(network)
+        return {"main": main, "regularisation": reg, "total": main + reg}
