@@ -91,12 +91,16 @@ class Regularisation(nn.Module):
         self.mode, self.strength = mode, float(strength)
         if isinstance(reference, nn.Module):
             reference = reference.state_dict()
-        self.reference = None if reference is None else {k: v.detach().clone() for k, v in reference.items()}
+        # Buffers, so that .to(device) moves them with the loss ('.' is not allowed in their names).
+        for name, value in (reference or {}).items():
+            if value.dim() == 4:
+                self.register_buffer(name.replace(".", "/"), value.detach().clone())
 
     def forward(self, network):
         if self.mode == "NONE":
             return torch.zeros(())  # a 0-d CPU tensor adds to losses on any device
-        return self.strength * kernel_norms(network, self.reference if self.mode == "PUBLISHED" else None)
+        reference = {k.replace("/", "."): v for k, v in self.named_buffers()} if self.mode == "PUBLISHED" else None
+        return self.strength * kernel_norms(network, reference)
 
 
 class MaskLoss(nn.Module):
