@@ -4,12 +4,21 @@ Devices: ``CPU``, ``CUDA`` (needs the ``onnxruntime-gpu`` package and a GPU), or
 (CUDA when available, else CPU). The provider that actually runs is reported by
 ``Network.provider``.
 """
+import json
 import os
 
 import numpy as np
 import onnxruntime as ort
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+#: The description a model directory carries (written by maximask.training.export).
+MODEL_INFO_FILE = "model.json"
+#: SHA-256 of the packaged networks' weights (maximask.onnx_graphs.weights_digest; a test
+#: recomputes them), the identity a model directory's model.json gives as weights_sha256.
+PACKAGED_WEIGHTS_SHA256 = {
+    "maximask": "60c73a239e208abb89d69958a92edcb196c7ad7d0eccbb0101249edef9c93f3f",
+    "maxitrack": "49acec63b8d5cbe93f7db170fb089d1fe24933cef6a8c18c47e6cf99de7cfccd",
+}
 DEVICES = ("AUTO", "CPU", "CUDA")
 #: Pixels in flight on the CPU (N x H x W, over all concurrent runs): about 0.5 GB of activations.
 CPU_MAX_PIXELS = 1 << 19
@@ -28,18 +37,48 @@ class EngineError(RuntimeError):
     """A network cannot be run as asked (missing model file, unavailable device)."""
 
 
-def model_path(name, device="CPU"):
-    """Path of the packaged ONNX model ``name`` ('maximask' or 'maxitrack') for ``device``.
+def model_path(name, device="CPU", model_dir=None):
+    """Path of the ONNX model ``name`` ('maximask' or 'maxitrack') for ``device``.
 
-    On CUDA, MaxiMask runs its own graph, ``maximask_cuda.onnx``: the same network and
-    weights (``maximask.weights``, shared), with the unpooling written as ScatterElements,
-    which the CUDA provider implements (it has no MaxUnpool kernel).
+    model_dir: a model directory (``maximask.training.export``); None or '' for the packaged
+    networks. On CUDA, MaxiMask runs its own graph, ``maximask_cuda.onnx``: the same network
+    and weights (``maximask.weights``, shared), with the unpooling written as
+    ScatterElements, which the CUDA provider implements (it has no MaxUnpool kernel).
     """
     cuda_graph = device == "CUDA" and name == "maximask"
-    path = os.path.join(MODELS_DIR, f"{name}_cuda.onnx" if cuda_graph else f"{name}.onnx")
+    filename = f"{name}_cuda.onnx" if cuda_graph else f"{name}.onnx"
+    path = os.path.join(model_dir or MODELS_DIR, filename)
     if not os.path.isfile(path):
+        if model_dir:
+            raise EngineError(f"{model_dir}: not a {name} model directory (no {filename})")
         raise EngineError(f"model file {path} not found: reinstall maximask")
     return path
+
+
+def network_identity(name, model_dir=None):
+    """(label, weights SHA-256) of the network a run uses, for output headers.
+
+    The packaged network is labelled by the published model's version; a model directory by
+    its path, with the network and digest its model.json gives (EngineError, one line, when
+    that file is missing, unreadable, or describes another network).
+    """
+    if not model_dir:
+        from maximask import MODEL_VERSION
+
+        return MODEL_VERSION, PACKAGED_WEIGHTS_SHA256[name]
+    path = os.path.join(model_dir, MODEL_INFO_FILE)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except OSError as exc:
+        raise EngineError(f"{model_dir}: not a model directory (cannot read {MODEL_INFO_FILE}: "
+                          f"{exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise EngineError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or info.get("network") != name or not isinstance(info.get("weights_sha256"), str):
+        found = info.get("network") if isinstance(info, dict) else None
+        raise EngineError(f"{model_dir}: not a {name} model directory (model.json describes network {found})")
+    return os.path.abspath(model_dir), info["weights_sha256"]
 
 
 def available_devices():
@@ -173,8 +212,11 @@ class Network:
         return binding.copy_outputs_to_cpu()[0]
 
 
-def open_network(name, device="AUTO", nthreads=0, optimization="all", **options):
-    """Network for the packaged model ``name`` ('maximask' or 'maxitrack'); options as Network."""
+def open_network(name, device="AUTO", nthreads=0, optimization="all", model_dir=None, **options):
+    """Network for the model ``name`` ('maximask' or 'maxitrack'), packaged or from
+    `model_dir` (a model directory; checked as network_identity does); options as Network."""
     device = resolve_device(device)
-    return Network(model_path(name, device), device=device, nthreads=nthreads, optimization=optimization,
-                   **options)
+    if model_dir:
+        network_identity(name, model_dir)
+    return Network(model_path(name, device, model_dir), device=device, nthreads=nthreads,
+                   optimization=optimization, **options)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from maximask import __version__
-from maximask.engine import MODELS_DIR, Network
+from maximask.engine import MODELS_DIR, EngineError, Network, network_identity, open_network
 from maximask.fitsio import OutputError
 from maximask.onnx_graphs import read_weights, weights_digest
 from maximask.training import load_network, network_weights
@@ -137,3 +137,37 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="cannot write model directory: No space left on device"):
         export_network(load_network("maxitrack"), tmp_path / "model")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_engine_opens_a_model_directory(tuned_maximask):
+    module, folder, info = tuned_maximask
+    net = open_network("maximask", device="CPU", model_dir=str(folder))
+    x = np.arcsinh(np.random.default_rng(7).normal(0, 5, (1, 1, 72, 64))).astype(np.float32)
+    assert np.abs(net(x) - run(module, x)).max() <= PARITY
+    assert network_identity("maximask", str(folder)) == (str(folder), info["weights_sha256"])
+
+
+@pytest.mark.parametrize("name", ["maximask", "maxitrack"])
+def test_packaged_weights_digests_are_right(name):
+    label, digest = network_identity(name)
+    assert label == "MaxiMask 1.4.1"
+    assert digest == weights_digest(read_weights(os.path.join(MODELS_DIR, f"{name}.onnx")))
+
+
+def test_unusable_model_directories_are_refused_in_one_line(tuned_maximask, tmp_path):
+    _, folder, _ = tuned_maximask
+    cases = {}
+    cases["missing"] = "not a model directory (cannot read model.json: No such file or directory)"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text("{network: maximask")
+    cases["broken"] = "model.json: not valid JSON"
+    (tmp_path / "track").mkdir()
+    (tmp_path / "track" / "model.json").write_text(json.dumps({"network": "maxitrack", "weights_sha256": "0"}))
+    cases["track"] = "not a maximask model directory (model.json describes network maxitrack)"
+    (tmp_path / "nograph").mkdir()
+    (tmp_path / "nograph" / "model.json").write_text((folder / "model.json").read_text())
+    cases["nograph"] = "not a maximask model directory (no maximask.onnx)"
+    for sub, message in cases.items():
+        with pytest.raises(EngineError) as err:
+            open_network("maximask", device="CPU", model_dir=str(tmp_path / sub))
+        assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
