@@ -50,7 +50,7 @@ def model_path(name, device="CPU", model_dir=None):
     path = os.path.join(model_dir or MODELS_DIR, filename)
     if not os.path.isfile(path):
         if model_dir:
-            raise EngineError(f"{model_dir}: not a {name} model directory (no {filename})")
+            raise EngineError(f"model directory {model_dir}: no {filename}, so not a {name} model")
         raise EngineError(f"model file {path} not found: reinstall maximask")
     return path
 
@@ -71,13 +71,14 @@ def network_identity(name, model_dir=None):
         with open(path) as f:
             info = json.load(f)
     except OSError as exc:
-        raise EngineError(f"{model_dir}: not a model directory (cannot read {MODEL_INFO_FILE}: "
-                          f"{exc.strerror or exc})") from None
+        raise EngineError(f"model directory {model_dir}: cannot read {MODEL_INFO_FILE} "
+                          f"({exc.strerror or exc})") from None
     except ValueError as exc:
-        raise EngineError(f"{path}: not valid JSON ({exc})") from None
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} is not valid JSON ({exc})") from None
     if not isinstance(info, dict) or info.get("network") != name or not isinstance(info.get("weights_sha256"), str):
         found = info.get("network") if isinstance(info, dict) else None
-        raise EngineError(f"{model_dir}: not a {name} model directory (model.json describes network {found})")
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} describes network {found}, "
+                          f"not {name}")
     return os.path.abspath(model_dir), info["weights_sha256"]
 
 

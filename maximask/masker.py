@@ -13,10 +13,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from . import MODEL_VERSION, __version__, fitsio, kernels
+from . import __version__, fitsio, kernels
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import open_network
+from .engine import network_identity, open_network
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -54,7 +54,8 @@ class Masker:
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0)
+            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0,
+                                         model_dir=c.NETWORK)
         return self._network
 
     @property
@@ -122,9 +123,12 @@ class Masker:
     def header_cards(self):
         """Processing metadata cards for each output HDU: (keyword, value, comment)."""
         c = self.config
+        model, digest = network_identity("maximask", c.NETWORK)
         cards = [
             ("MM_VERS", __version__, "maximask version"),
-            ("MM_MODEL", MODEL_VERSION, "network weights"),
+            # a long model directory fills the card (CONTINUE cards beyond 68 characters)
+            ("MM_MODEL", model, "network weights" if len(model) <= 48 else ""),
+            ("MM_WSHA", digest[:16], "SHA-256 of the network weights, first 16 hex"),
             ("MM_DATE", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
              "UTC processing date"),
             ("MM_OTYPE", c.OUTPUT_TYPE, OUTPUT_TYPES[c.OUTPUT_TYPE][1]),

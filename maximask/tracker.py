@@ -61,7 +61,7 @@ class Tracker:
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maxitrack", device=c.DEVICE, nthreads=c.NTHREADS)
+            self._network = open_network("maxitrack", device=c.DEVICE, nthreads=c.NTHREADS, model_dir=c.NETWORK)
         return self._network
 
     def tile_scores(self, image):

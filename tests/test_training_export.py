@@ -157,17 +157,18 @@ def test_packaged_weights_digests_are_right(name):
 def test_unusable_model_directories_are_refused_in_one_line(tuned_maximask, tmp_path):
     _, folder, _ = tuned_maximask
     cases = {}
-    cases["missing"] = "not a model directory (cannot read model.json: No such file or directory)"
+    cases["missing"] = "missing: cannot read model.json (No such file or directory)"
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "model.json").write_text("{network: maximask")
-    cases["broken"] = "model.json: not valid JSON"
+    cases["broken"] = "broken: model.json is not valid JSON"
     (tmp_path / "track").mkdir()
     (tmp_path / "track" / "model.json").write_text(json.dumps({"network": "maxitrack", "weights_sha256": "0"}))
-    cases["track"] = "not a maximask model directory (model.json describes network maxitrack)"
+    cases["track"] = "track: model.json describes network maxitrack, not maximask"
     (tmp_path / "nograph").mkdir()
     (tmp_path / "nograph" / "model.json").write_text((folder / "model.json").read_text())
-    cases["nograph"] = "not a maximask model directory (no maximask.onnx)"
+    cases["nograph"] = "nograph: no maximask.onnx, so not a maximask model"
     for sub, message in cases.items():
         with pytest.raises(EngineError) as err:
             open_network("maximask", device="CPU", model_dir=str(tmp_path / sub))
-        assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert str(err.value).startswith("model directory ") and "\n" not in str(err.value)
+        assert message in str(err.value), str(err.value)
