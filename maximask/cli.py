@@ -19,7 +19,7 @@ import threading
 
 from . import MODEL_VERSION, __version__
 from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
-from .engine import EngineError, network_identity
+from .engine import EngineError, model_info
 from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
                      write_atomically)
@@ -216,7 +216,8 @@ def write_track_output(config, results, protect=frozenset()):
 
     path = config.OUTPUT_NAME
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    model, digest = network_identity("maxitrack", config.NETWORK)
+    model = model_info("maxitrack", config.NETWORK)
+    model, digest = model["label"], model["weights_sha256"]
 
     def value(score):  # no score (image too small): null in JSON, nan in text
         return score if math.isfinite(score) else None

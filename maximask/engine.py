@@ -10,6 +10,9 @@ import os
 import numpy as np
 import onnxruntime as ort
 
+from . import MODEL_VERSION
+from .classes import TRAINING_PRIORS
+
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 #: The description a model directory carries (written by maximask.training.export).
 MODEL_INFO_FILE = "model.json"
@@ -55,17 +58,23 @@ def model_path(name, device="CPU", model_dir=None):
     return path
 
 
-def network_identity(name, model_dir=None):
-    """(label, weights SHA-256) of the network a run uses, for output headers.
+def model_info(name, model_dir=None):
+    """What a run needs to know of its network: a dict with
 
-    The packaged network is labelled by the published model's version; a model directory by
-    its path, with the network and digest its model.json gives (EngineError, one line, when
-    that file is missing, unreadable, or describes another network).
+    label: the published model's version, or the model directory's absolute path;
+    weights_sha256: the digest of the weights (for output headers);
+    training_priors: the class fractions the network was trained on, which prior correction
+    divides out: MaxiMask (14,) float64, MaxiTrack the fraction of tracking errors (a
+    float). A model directory's model.json gives them as ``training_priors`` (re-estimated
+    after training); without that entry, the published network's apply.
+
+    A model directory whose model.json is missing, unreadable, for another network or with
+    bad training priors raises EngineError (one line).
     """
+    packaged_priors = TRAINING_PRIORS.copy() if name == "maximask" else 0.5  # MaxiTrack: balanced classes
     if not model_dir:
-        from maximask import MODEL_VERSION
-
-        return MODEL_VERSION, PACKAGED_WEIGHTS_SHA256[name]
+        return {"label": MODEL_VERSION, "weights_sha256": PACKAGED_WEIGHTS_SHA256[name],
+                "training_priors": packaged_priors}
     path = os.path.join(model_dir, MODEL_INFO_FILE)
     try:
         with open(path) as f:
@@ -79,7 +88,18 @@ def network_identity(name, model_dir=None):
         found = info.get("network") if isinstance(info, dict) else None
         raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} describes network {found}, "
                           f"not {name}")
-    return os.path.abspath(model_dir), info["weights_sha256"]
+    priors = info.get("training_priors", packaged_priors)
+    try:
+        checked = np.asarray(priors, dtype=np.float64)
+        valid = checked.shape == np.shape(packaged_priors) and ((checked > 0) & (checked < 1)).all()
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        expected = f"{len(TRAINING_PRIORS)} numbers" if name == "maximask" else "a number"
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} training_priors {priors!r}: "
+                          f"{expected} in (0,1) expected")
+    return {"label": os.path.abspath(model_dir), "weights_sha256": info["weights_sha256"],
+            "training_priors": checked if name == "maximask" else float(checked)}
 
 
 def available_devices():
@@ -215,9 +235,9 @@ class Network:
 
 def open_network(name, device="AUTO", nthreads=0, optimization="all", model_dir=None, **options):
     """Network for the model ``name`` ('maximask' or 'maxitrack'), packaged or from
-    `model_dir` (a model directory; checked as network_identity does); options as Network."""
+    `model_dir` (a model directory; checked as model_info does); options as Network."""
     device = resolve_device(device)
     if model_dir:
-        network_identity(name, model_dir)
+        model_info(name, model_dir)
     return Network(model_path(name, device, model_dir), device=device, nthreads=nthreads,
                    optimization=optimization, **options)

@@ -16,7 +16,7 @@ import numpy as np
 from . import __version__, fitsio, kernels
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import network_identity, open_network
+from .engine import model_info, open_network
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -44,7 +44,9 @@ class Masker:
         self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
         # planes follow the class table's order, whatever order CLASSES lists them in
         self.classes = np.array(sorted(ABBREVIATIONS.index(a) for a in c.CLASSES), dtype=np.int64)
-        self.factors = kernels.prior_factors(c.PRIORS) if c.PRIOR_CORRECTION else None
+        self.model = model_info("maximask", c.NETWORK)  # checks a NETWORK directory early
+        self.factors = (kernels.prior_factors(c.PRIORS, self.model["training_priors"])
+                        if c.PRIOR_CORRECTION else None)
         self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
@@ -123,7 +125,7 @@ class Masker:
     def header_cards(self):
         """Processing metadata cards for each output HDU: (keyword, value, comment)."""
         c = self.config
-        model, digest = network_identity("maximask", c.NETWORK)
+        model, digest = self.model["label"], self.model["weights_sha256"]
         cards = [
             ("MM_VERS", __version__, "maximask version"),
             # a long model directory fills the card (CONTINUE cards beyond 68 characters)

@@ -6,11 +6,17 @@ import pytest
 import torch
 from astropy.io import fits
 
+from maximask.classes import ABBREVIATIONS, DEFAULT_PRIORS, NCLASSES
 from maximask.cli import main_mask, main_track
+from maximask.config import MASK_KEYWORDS
 from maximask.engine import PACKAGED_WEIGHTS_SHA256
+from maximask.kernels import prior_factors
 from maximask.synthetic import make_field
 from maximask.training import load_network
 from maximask.training.export import export_network
+
+
+MASK_TRAINING_PRIORS = np.linspace(0.02, 0.4, NCLASSES)
 
 
 def tuned(name):
@@ -27,10 +33,14 @@ def tuned(name):
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("networks")
-    dirs = {"copy": root / "copy", "tuned": root / "tuned", "track": root / "track"}
+    dirs = {name: root / name for name in ("copy", "tuned", "track", "mask_priors", "track_priors")}
     info = {"copy": export_network(load_network("maximask"), dirs["copy"]),
             "tuned": export_network(tuned("maximask"), dirs["tuned"]),
-            "track": export_network(tuned("maxitrack"), dirs["track"])}
+            "track": export_network(tuned("maxitrack"), dirs["track"]),
+            "mask_priors": export_network(load_network("maximask"), dirs["mask_priors"],
+                                          metadata={"training_priors": list(MASK_TRAINING_PRIORS)}),
+            "track_priors": export_network(load_network("maxitrack"), dirs["track_priors"],
+                                           metadata={"training_priors": 0.2})}
     return dirs, info
 
 
@@ -97,3 +107,45 @@ def test_maxitrack_runs_the_model_directory_and_says_so(model_dirs, tmp_path, mo
     assert code == 2
     assert capsys.readouterr().err.endswith(
         f"maxitrack: model directory {dirs['copy']}: model.json describes network maximask, not maxitrack\n")
+
+
+def test_prior_correction_uses_the_model_directorys_training_priors(model_dirs, tmp_path, capsys):
+    dirs, _ = model_dirs
+    code, err, raw_path = mask(capsys, tmp_path, "raw", "-PRIOR_CORRECTION", "N")
+    assert code == 0, err
+    code, err, path = mask(capsys, tmp_path, "priors", "-NETWORK", dirs["mask_priors"])
+    assert code == 0, err
+    with fits.open(raw_path) as a, fits.open(path) as b:
+        raw, corrected = a[0].data.astype(np.float64), b[0].data
+    classes = sorted(ABBREVIATIONS.index(a) for a in MASK_KEYWORDS.defaults().CLASSES)  # the PROBA planes
+    factors = prior_factors(DEFAULT_PRIORS, MASK_TRAINING_PRIORS).astype(np.float64)[classes, None, None]
+    np.testing.assert_allclose(corrected, raw / (raw + factors * (1 - raw)), rtol=0, atol=2e-6)
+
+
+def test_maxitrack_prior_correction_uses_the_model_directorys_training_prior(model_dirs, tmp_path, monkeypatch):
+    dirs, _ = model_dirs
+    monkeypatch.chdir(tmp_path)
+    fits.PrimaryHDU(make_field((420, 410), seed=4)).writeto("t.fits")
+    scores = {}
+    for name, extra in (("packaged", []), ("priors", ["-NETWORK", str(dirs["track_priors"])])):
+        assert main_track(["t.fits", "-OUTPUT_TYPE", "JSON", "-OUTPUT_NAME", f"{name}.json",
+                           "-VERBOSE_TYPE", "QUIET", *extra]) == 0
+        with open(f"{name}.json") as f:
+            scores[name] = json.load(f)["scores"][0]["score"]
+    # F = t/(1-t) (1-u)/u: trained on 20% errors rather than 50%, tiny p grow by 1/(0.2/0.8) = 4
+    assert scores["priors"] / scores["packaged"] == pytest.approx(4.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("priors, message", [
+    ([0.1] * 13, "training_priors [0.1, 0.1"), ([0.1] * 13 + [1.0], "14 numbers in (0,1) expected"),
+    ("many", "training_priors 'many': 14 numbers in (0,1) expected")])
+def test_bad_training_priors_are_refused_in_one_line(model_dirs, tmp_path, capsys, priors, message):
+    dirs, info = model_dirs
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in info["copy"]["files"]:
+        (bad / f).symlink_to(dirs["copy"] / f)
+    (bad / "model.json").write_text(json.dumps({**info["copy"], "training_priors": priors}))
+    code, err, _ = mask(capsys, tmp_path, "out", "-NETWORK", bad)
+    assert code == 2 and err.startswith(f"maximask: model directory {bad}: model.json ") and message in err
+    assert err.count("\n") == 1

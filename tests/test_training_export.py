@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from maximask import __version__
-from maximask.engine import MODELS_DIR, EngineError, Network, network_identity, open_network
+from maximask.classes import TRAINING_PRIORS
+from maximask.engine import MODELS_DIR, EngineError, Network, model_info, open_network
 from maximask.fitsio import OutputError
 from maximask.onnx_graphs import read_weights, weights_digest
 from maximask.training import load_network, network_weights
@@ -144,14 +145,16 @@ def test_the_engine_opens_a_model_directory(tuned_maximask):
     net = open_network("maximask", device="CPU", model_dir=str(folder))
     x = np.arcsinh(np.random.default_rng(7).normal(0, 5, (1, 1, 72, 64))).astype(np.float32)
     assert np.abs(net(x) - run(module, x)).max() <= PARITY
-    assert network_identity("maximask", str(folder)) == (str(folder), info["weights_sha256"])
+    model = model_info("maximask", str(folder))
+    assert (model["label"], model["weights_sha256"]) == (str(folder), info["weights_sha256"])
+    np.testing.assert_array_equal(model["training_priors"], TRAINING_PRIORS)  # none in model.json
 
 
 @pytest.mark.parametrize("name", ["maximask", "maxitrack"])
 def test_packaged_weights_digests_are_right(name):
-    label, digest = network_identity(name)
-    assert label == "MaxiMask 1.4.1"
-    assert digest == weights_digest(read_weights(os.path.join(MODELS_DIR, f"{name}.onnx")))
+    model = model_info(name)
+    assert model["label"] == "MaxiMask 1.4.1"
+    assert model["weights_sha256"] == weights_digest(read_weights(os.path.join(MODELS_DIR, f"{name}.onnx")))
 
 
 def test_unusable_model_directories_are_refused_in_one_line(tuned_maximask, tmp_path):
