@@ -85,16 +85,22 @@ def test_maximask_refuses_an_unusable_network_before_any_file(model_dirs, tmp_pa
         assert not output.exists()
 
 
+def track(tmp_path, name, network=""):
+    """Run maxitrack (JSON) on a guided field with NETWORK `network`; the output's content."""
+    image = tmp_path / "t.fits"
+    if not image.exists():
+        fits.PrimaryHDU(make_field((420, 410), seed=4)).writeto(image)
+    output = tmp_path / f"{name}.json"
+    assert main_track([str(image), "-OUTPUT_TYPE", "JSON", "-OUTPUT_NAME", str(output), "-VERBOSE_TYPE", "QUIET",
+                       "-NETWORK", str(network)]) == 0
+    with open(output) as f:
+        return json.load(f)
+
+
 def test_maxitrack_runs_the_model_directory_and_says_so(model_dirs, tmp_path, monkeypatch, capsys):
     dirs, info = model_dirs
     monkeypatch.chdir(tmp_path)
-    fits.PrimaryHDU(make_field((420, 410), seed=4)).writeto("t.fits")
-    scores = {}
-    for name, extra in (("packaged", []), ("track", ["-NETWORK", str(dirs["track"])])):
-        assert main_track(["t.fits", "-OUTPUT_TYPE", "JSON", "-OUTPUT_NAME", f"{name}.json",
-                           "-VERBOSE_TYPE", "QUIET", *extra]) == 0
-        with open(f"{name}.json") as f:
-            scores[name] = json.load(f)
+    scores = {"packaged": track(tmp_path, "packaged"), "track": track(tmp_path, "track", dirs["track"])}
     assert scores["packaged"]["networks"] == "MaxiMask 1.4.1"
     assert scores["packaged"]["weights_sha256"] == PACKAGED_WEIGHTS_SHA256["maxitrack"]
     assert scores["track"]["networks"] == str(dirs["track"])
@@ -122,16 +128,10 @@ def test_prior_correction_uses_the_model_directorys_training_priors(model_dirs, 
     np.testing.assert_allclose(corrected, raw / (raw + factors * (1 - raw)), rtol=0, atol=2e-6)
 
 
-def test_maxitrack_prior_correction_uses_the_model_directorys_training_prior(model_dirs, tmp_path, monkeypatch):
+def test_maxitrack_prior_correction_uses_the_model_directorys_training_prior(model_dirs, tmp_path):
     dirs, _ = model_dirs
-    monkeypatch.chdir(tmp_path)
-    fits.PrimaryHDU(make_field((420, 410), seed=4)).writeto("t.fits")
-    scores = {}
-    for name, extra in (("packaged", []), ("priors", ["-NETWORK", str(dirs["track_priors"])])):
-        assert main_track(["t.fits", "-OUTPUT_TYPE", "JSON", "-OUTPUT_NAME", f"{name}.json",
-                           "-VERBOSE_TYPE", "QUIET", *extra]) == 0
-        with open(f"{name}.json") as f:
-            scores[name] = json.load(f)["scores"][0]["score"]
+    scores = {name: track(tmp_path, name, network)["scores"][0]["score"]
+              for name, network in (("packaged", ""), ("priors", dirs["track_priors"]))}
     # F = t/(1-t) (1-u)/u: trained on 20% errors rather than 50%, tiny p grow by 1/(0.2/0.8) = 4
     assert scores["priors"] / scores["packaged"] == pytest.approx(4.0, rel=1e-3)
 
