@@ -14,6 +14,7 @@ from maximask.fitsio import OutputError
 from maximask.onnx_graphs import read_weights, weights_digest
 from maximask.training import load_network, network_weights
 from maximask.training.export import export_network
+from maximask.training.priors import mean_posteriors
 
 PARITY = 1e-5
 
@@ -175,3 +176,21 @@ def test_unusable_model_directories_are_refused_in_one_line(tuned_maximask, tmp_
             open_network("maximask", device="CPU", model_dir=str(tmp_path / sub))
         assert str(err.value).startswith("model directory ") and "\n" not in str(err.value)
         assert message in str(err.value), str(err.value)
+
+
+def test_re_estimated_training_priors_travel_in_the_model_directory(network_tiles, maximask_net, maxitrack_net,
+                                                                       tmp_path):
+    """Eq. 27: the mean posterior over a validation set, exported, is what the engine reads."""
+    x = np.arcsinh(network_tiles["inputs"][:, :200, :240])[:, None].astype(np.float32)
+    batches = [torch.from_numpy(x[:2]), torch.from_numpy(x[2:])]
+    priors = mean_posteriors(load_network("maximask"), batches)
+    assert priors.shape == (14,)
+    np.testing.assert_allclose(priors, maximask_net(x).astype(np.float64).mean(axis=(0, 2, 3)), rtol=0, atol=1e-6)
+    export_network(load_network("maximask"), tmp_path / "mask", metadata={"training_priors": priors.tolist()})
+    np.testing.assert_array_equal(model_info("maximask", str(tmp_path / "mask"))["training_priors"], priors)
+
+    tiles = np.arcsinh(network_tiles["inputs"])[:, None].astype(np.float32)
+    error = mean_posteriors(load_network("maxitrack"), [torch.from_numpy(tiles)])
+    assert error == pytest.approx(maxitrack_net(tiles)[:, 1].astype(np.float64).mean(), abs=1e-6)
+    export_network(load_network("maxitrack"), tmp_path / "track", metadata={"training_priors": error})
+    assert model_info("maxitrack", str(tmp_path / "track"))["training_priors"] == error
