@@ -216,8 +216,8 @@ def write_track_output(config, results, protect=frozenset()):
 
     path = config.OUTPUT_NAME
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    model = model_info("maxitrack", config.NETWORK)
-    model, digest = model["label"], model["weights_sha256"]
+    info = model_info("maxitrack", config.NETWORK)
+    model, digest = info["label"], info["weights_sha256"]
 
     def value(score):  # no score (image too small): null in JSON, nan in text
         return score if math.isfinite(score) else None
