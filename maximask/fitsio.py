@@ -270,7 +270,13 @@ def plan_outputs(sources: Sequence[ImageSource], name_output, protect: frozenset
     for source in sources:
         try:
             path = name_output(source)
-            check_not_input(path, protect)
+            try:
+                check_not_input(path, protect)
+            except OutputError:
+                raise OutputError(source.name, f"its output {path} is an input of this run: an "
+                                               "output never replaces an input, whatever "
+                                               "OVERWRITE says (change OUTPUT_SUFFIX or "
+                                               "OUTPUT_DIR)") from None
             key = os.path.realpath(path)
             if key in taken:
                 raise OutputError(source.name, f"its output {path} is also the output of "
