@@ -3,6 +3,10 @@
 Shapes: logits and labels (N, 14, H, W), labels 0/1 in the class order of
 ``maximask.classes``; pixel weights (N, 1, H, W). Losses are summed over classes and
 pixels and averaged over the batch (eq. 12), so they grow with the tile area.
+
+The pre-predictions reach the final convolution through a ReLU (as in the published graph);
+their auxiliary losses take the values before it as logits: after a ReLU no logit is below
+0, and no pixel could be predicted below 0.5. The paper does not say which it used.
 """
 import numpy as np
 import torch

@@ -14,7 +14,7 @@ from maximask.fitsio import write_atomically
 
 
 def load_checkpoint(path):
-    """The checkpoint dict at `path` (keys step, network, optimiser, rng, history)."""
+    """The checkpoint dict at `path` (keys step, network, optimiser, rng, cuda_rng, history)."""
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -39,6 +39,8 @@ def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
         torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         start, history = state["step"], list(state["history"])
 
     network.train()
@@ -55,7 +57,8 @@ def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every
             log(record)
         if checkpoint is not None and ((step + 1) % every == 0 or step + 1 == steps):
             state = {"step": step + 1, "network": network.state_dict(), "optimiser": optimiser.state_dict(),
-                     "rng": torch.get_rng_state(), "history": history}
+                     "rng": torch.get_rng_state(), "history": history,
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
             write_atomically(os.fspath(checkpoint), lambda tmp: torch.save(state, tmp))
     network.eval()
     return history
