@@ -120,15 +120,16 @@ class ScoreHistograms:
                 raise ValueError(f"ignore must be {proba.shape[1:]}, got {ignore.shape}")
             keep = ~ignore
             self.excluded += int(np.count_nonzero(ignore))
-        index = self.bin_index(proba)
         if truth is not None:
             truth = np.asarray(truth, dtype=bool)
             if truth.shape != proba.shape:
                 raise ValueError(f"truth must be {proba.shape}, got {truth.shape}")
-            index += truth * self.bins
-        index += (np.arange(self.nclasses) * 2 * self.bins)[:, None, None]
-        index = index[:, keep] if keep is not None else index
-        self.counts += np.bincount(index.ravel(), minlength=self.counts.size).reshape(self.counts.shape)
+        for k in range(self.nclasses):  # one plane at a time: the work space is one int64 plane
+            index = self.bin_index(proba[k])
+            if truth is not None:
+                index += truth[k] * self.bins
+            index = index[keep] if keep is not None else index.ravel()
+            self.counts[k] += np.bincount(index, minlength=2 * self.bins).reshape(2, self.bins)
         self.images += 1
 
     def merge(self, other):
