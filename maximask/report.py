@@ -72,10 +72,19 @@ def _curves(hist, k, shift):
 
 def paste_lines(report):
     """The PRIORS and THRESHOLDS lines for a .mask file."""
-    priors = ",".join(f"{p:.3g}" for p in report["paste"]["PRIORS"])
+    priors = ",".join(_inside_unit(p) for p in report["paste"]["PRIORS"])
     thresholds = ",".join(f"{t:.3g}" for t in report["paste"]["THRESHOLDS"])
     return [f"PRIORS                 {priors} # EM (Saerens et al. 2002) on the clean inputs",
             f"THRESHOLDS             {thresholds} # best MCC on the samples with these PRIORS"]
+
+
+def _inside_unit(p):
+    """Shortest text of a prior (3 significant digits or more) that stays inside (0, 1)."""
+    for digits in range(3, 17):
+        text = f"{p:.{digits}g}"
+        if 0 < float(text) < 1:
+            return text
+    return repr(p)
 
 
 def _num(x, fmt):
