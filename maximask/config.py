@@ -552,6 +552,10 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
                      min_length=1, max_length=len(_DEFAULT_CLASSES), unique=True),
     integer("SEED", 0, "random seed of the sample positions and injections", "Samples",
             minimum=0),
+    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
+           "Samples", minimum=0.0),
+    number("SEEING_FWHM", 0.0, "FWHM of injected stars/trails in pixels (0 = drawn in [2,6])",
+           "Samples", minimum=0.0),
     # Evaluation
     dataclasses.replace(_mask_keyword("PRIORS", "Evaluation"),
                         comment=f"priors in use (maximask PRIORS) for the {NCLASSES} classes"),

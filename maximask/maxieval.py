@@ -91,6 +91,13 @@ class Evaluation:
         self.sample_files = []
 
     @property
+    def scene_parameters(self):
+        """The simulator's scene options set by SATUR_LEVEL and SEEING_FWHM (0: its own)."""
+        c = self.config
+        return {name: value for name, value in (("saturation", c.SATUR_LEVEL), ("fwhm", c.SEEING_FWHM))
+                if value > 0}
+
+    @property
     def quiet(self):
         return self.config.VERBOSE_TYPE == "QUIET"
 
@@ -140,7 +147,8 @@ class Evaluation:
                                                   disable=self.quiet or c.NSAMPLES < 2)):
             seed = sample_seed(c.SEED, index, s)
             with self.timer("injection"):
-                image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed)
+                image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
+                                      **self.scene_parameters)
             with self.timer("MaxiMask on the samples"):
                 proba = self.masker.run(image)
             with self.timer("histograms"):

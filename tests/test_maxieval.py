@@ -55,6 +55,7 @@ def full_run(tmp_path_factory):
     with redirect_stderr(err):
         code = main_eval([DECAM, "-NSAMPLES", "3", "-SAMPLE_SIZE", "160", "-SEED", "7",
                           "-SAMPLES_DIR", str(samples), "-OUTPUT_NAME", str(folder / "ev"),
+                          "-SATUR_LEVEL", "40000", "-SEEING_FWHM", "3.5",
                           "-LOGIT_BINS", "20000", "-VERBOSE_TYPE", "FULL"])
     return dict(code=code, err=err.getvalue(), folder=folder, samples=samples, before=before)
 
@@ -107,7 +108,8 @@ def test_report_agrees_with_a_recomputation_from_the_written_samples(full_run):
             image, truth = hdul[0].data, hdul["TRUTH"].data.astype(bool)
             assert (hdul[0].header["MV_Y0"], hdul[0].header["MV_X0"]) == (y0, x0)
             # the sample is exactly the simulator's output for its seed and window
-            again, again_truth = inject(clean[y0:y1, x0:x1], seed=hdul[0].header["MV_SEED"])
+            again, again_truth = inject(clean[y0:y1, x0:x1], seed=hdul[0].header["MV_SEED"],
+                                        saturation=40000.0, fwhm=3.5)
             np.testing.assert_array_equal(image, again)
             np.testing.assert_array_equal(truth, again_truth)
         hist.add(masker.run(image), truth, ignore[y0:y1, x0:x1])
