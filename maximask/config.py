@@ -554,6 +554,8 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
             minimum=0),
     number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
            "Samples", minimum=0.0),
+    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
+                "Samples", min_length=0),
     number("SEEING_FWHM", 0.0, "FWHM of injected stars/trails in pixels (0 = drawn in [2,6])",
            "Samples", minimum=0.0),
     # Evaluation

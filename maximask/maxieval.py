@@ -51,6 +51,15 @@ def sample_windows(shape, size, count, seed, image_index):
     return np.stack([y0, x0, y0 + sh, x0 + sw], axis=1)
 
 
+def read_frame(path):
+    """The first 2-D image HDU of a FITS file as float32 (InputError naming the file if none)."""
+    with fitsio.open_image(path) as image:
+        for info in image.maskable:
+            if len(info.shape) == 2:
+                return image.read(info).data
+    raise fitsio.InputError(path, "no 2-D image HDU")
+
+
 class Timer:
     """Seconds spent per step: ``with timer("network"): ...``; ``seconds`` keeps the order."""
 
@@ -83,6 +92,7 @@ class Evaluation:
             OUTPUT_TYPE="PROBA", PRIOR_CORRECTION=False, CLASSES=ABBREVIATIONS,
             BACK_SIZE=c.BACK_SIZE, TILE_SIZE=c.TILE_SIZE, TILE_MARGIN=c.TILE_MARGIN,
             BATCH_SIZE=c.BATCH_SIZE, DEVICE=c.DEVICE, NTHREADS=c.NTHREADS, VERBOSE_TYPE="QUIET"))
+        self.darks = [read_frame(path) for path in c.DARK_FRAMES]
         self.labeled = ScoreHistograms(bins=c.LOGIT_BINS)
         self.unlabeled = ScoreHistograms(bins=c.LOGIT_BINS)
         self.timer = Timer()
@@ -91,11 +101,14 @@ class Evaluation:
         self.sample_files = []
 
     @property
-    def scene_parameters(self):
-        """The simulator's scene options set by SATUR_LEVEL and SEEING_FWHM (0: its own)."""
+    def parameters(self):
+        """The simulator's options set by SATUR_LEVEL, SEEING_FWHM (0: its own) and DARK_FRAMES."""
         c = self.config
-        return {name: value for name, value in (("saturation", c.SATUR_LEVEL), ("fwhm", c.SEEING_FWHM))
-                if value > 0}
+        chosen = {name: value for name, value in (("saturation", c.SATUR_LEVEL), ("fwhm", c.SEEING_FWHM))
+                  if value > 0}
+        if self.darks:
+            chosen["darks"] = self.darks
+        return chosen
 
     @property
     def quiet(self):
@@ -147,8 +160,11 @@ class Evaluation:
                                                   disable=self.quiet or c.NSAMPLES < 2)):
             seed = sample_seed(c.SEED, index, s)
             with self.timer("injection"):
-                image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
-                                      **self.scene_parameters)
+                try:
+                    image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
+                                          **self.parameters)
+                except ValueError as exc:
+                    raise fitsio.InputError(name, f"cannot simulate samples: {exc}") from None
             with self.timer("MaxiMask on the samples"):
                 proba = self.masker.run(image)
             with self.timer("histograms"):

@@ -186,3 +186,31 @@ def test_nothing_to_evaluate_writes_nothing(tmp_path, capsys):
     code, _, err = run(capsys, zeros, *FAST, "-OUTPUT_NAME", tmp_path / "ev")
     assert code == 1 and "all pixels are zero" in err
     assert sorted(os.listdir(tmp_path)) == ["zeros.fits"]
+
+
+def test_cosmic_rays_cut_from_the_users_dark_frames(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    dark = rng.normal(100.0, 3.0, (300, 280)).astype(np.float32)
+    dark[rng.integers(0, 300, 40), rng.integers(0, 280, 40)] += 500.0  # hits
+    fits.PrimaryHDU(dark).writeto(tmp_path / "dark.fits")
+    (tmp_path / "s").mkdir()
+    code, _, err = run(capsys, DECAM, *FAST, "-NSAMPLES", "1", "-INJECT_CLASSES", "CR",
+                       "-DARK_FRAMES", tmp_path / "dark.fits", "-SAMPLES_DIR", tmp_path / "s",
+                       "-OUTPUT_NAME", tmp_path / "ev", "-VERBOSE_TYPE", "QUIET")
+    assert code == 0, err
+    with fits.open(tmp_path / "s" / "decam_ooi_z_N2_1_s0000.fits") as hdul:
+        (y0, x0), seed = (hdul[0].header["MV_Y0"], hdul[0].header["MV_X0"]), hdul[0].header["MV_SEED"]
+        clean = fits.getdata(DECAM, 1)[y0:y0 + 160, x0:x0 + 160]
+        image, truth = inject(clean, classes="CR", seed=seed, darks=[dark])
+        np.testing.assert_array_equal(hdul[0].data, image)
+        np.testing.assert_array_equal(hdul["TRUTH"].data.astype(bool), truth)
+        assert truth[0].any()
+    # a dark smaller than the samples: one line naming the input, no report
+    small = tmp_path / "small.fits"
+    fits.PrimaryHDU(dark[:100, :100]).writeto(small)
+    code, _, err = run(capsys, DECAM, *FAST, "-INJECT_CLASSES", "CR", "-DARK_FRAMES", small,
+                       "-OUTPUT_NAME", tmp_path / "ev2", "-VERBOSE_TYPE", "QUIET")
+    assert code == 1
+    assert err.strip() == (f"maxieval: {DECAM}[1]: cannot simulate samples: dark frames must be "
+                           "2-D and at least 160x160, got (100, 100)")
+    assert not (tmp_path / "ev2.txt").exists()
