@@ -11,10 +11,11 @@ noise, gain and gradient drawn per field from the seed) into OUT/fields/, then r
              -OUTPUT_NAME OUT/maxieval -VERBOSE_TYPE FULL -OVERWRITE Y [extra keywords]
 
 as a child process under /usr/bin/time -v (when present), and prints its timings, its peak
-RSS and the report. IGNORE_FLAGGED is N because these fields are clean by construction:
+RSS, the report and the README's Markdown tables (next to the paper's Table 7). IGNORE_FLAGGED is N because these fields are clean by construction:
 pixels the network flags there are false positives to count, not defects to ignore.
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import numpy as np
 from astropy.io import fits
 
+from maximask.classes import ABBREVIATIONS
 from maximask.synthetic import clean_field
 
 
@@ -42,6 +44,32 @@ def write_fields(folder, count, size, seed):
         data = clean_field((size, size), seed=seed * 100_000 + i, **p)
         header = fits.Header([(f"SIM_{k[:4].upper()}", round(v, 4), k) for k, v in p.items()])
         fits.PrimaryHDU(data, header).writeto(os.path.join(folder, f"field{i:04d}.fits"), overwrite=True)
+
+
+#: Table 7 of the paper, single-contaminant test set (the all-contaminant one is evaluate.PAPER_AUC).
+PAPER_AUC_SINGLE = dict(zip(ABBREVIATIONS, (
+    0.98314, 0.99957, 0.99976, 0.99965, 0.99975, 0.99951, 0.99813,
+    0.93326, 0.84575, 0.99974, 0.98061, 1.00000, 0.99165, 0.98371)))
+
+
+def markdown(report):
+    """The README's tables from a maxieval JSON report."""
+
+    def f(x, fmt):
+        return "-" if x is None else format(x, fmt)
+
+    lines = ["| class | AUC | paper AUC (all / single) | TPR at FPR 1e-3 | best-MCC threshold | best MCC "
+             "| MCC at default threshold |", "|---|---|---|---|---|---|---|"]
+    for r in report["classes"]:
+        lines.append(f"| {r['abbr']} | {f(r['auc'], '.4f')} | {r['paper_auc']:.4f} / "
+                     f"{PAPER_AUC_SINGLE[r['abbr']]:.4f} | {f(r['tpr_at_fpr']['0.001'], '.3f')} | "
+                     f"{f(r['best_threshold'], '.3f')} | {f(r['best_mcc'], '.3f')} | {f(r['mcc'], '.3f')} |")
+    lines += ["", "| class | true fraction | EM estimate | MCC at default threshold, default prior "
+              "| same, EM prior |", "|---|---|---|---|---|"]
+    for r in report["classes"]:
+        lines.append(f"| {r['abbr']} | {f(r['fraction'], '.3g')} | {f(r['em_fraction'], '.3g')} | "
+                     f"{f(r['mcc'], '.3f')} | {f(r['mcc_em'], '.3f')} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -69,6 +97,8 @@ def main(argv=None):
             print(line.strip())
     with open(os.path.join(args.out, "maxieval.txt")) as f:
         print(f.read())
+    with open(os.path.join(args.out, "maxieval.json")) as f:
+        print(markdown(json.load(f)))
     return done.returncode
 
 
