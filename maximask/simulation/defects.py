@@ -14,8 +14,12 @@ them last (§2.3.1) and each recipe here *replaces* pixel values:
   background so that a hot pixel is hot on any sky level);
 - dead values: one of three equiprobable recipes: exactly 0; N(0, (0.02 sigma_U)^2); or
   N(nu, (0.02 nu)^2) with nu uniform in [0.1, 0.7] m_U (m_U = median sky level);
-- overscan (OV): a strip on 1 or 2 sides (our choice), 2 to max(2, min(60, side / 8))
-  pixels wide, valued like dead pixels (§2.1.11).
+- overscan (OV): a strip on 1 or 2 sides (our choice), uniformly 10 to max(10, min(50,
+  side / 8)) pixels wide, valued like dead pixels (§2.1.11). The paper gives no width; the
+  published network ignores strips under 10 px and flags 12-40 px ones with p > 0.98 (on
+  a 400x400 field normalised by its clean background), so its training strips were wide.
+  Strips over ~20 px also corrupt the 200 px background meshes of the *contaminated*
+  image, and MaxiMask then misses them (benchmarks/simulation_realism.py --background).
 
 A hot or dead value is drawn once per column, line, cluster or strip (nu and recipe), and
 once per image for the isolated pixels.
@@ -126,7 +130,7 @@ def inject_overscan(image, scene, rng):
     truth = np.zeros(image.shape, dtype=bool)
     for side in rng.choice(4, int(rng.integers(1, 3)), replace=False):
         across = h if side < 2 else w
-        width = int(rng.integers(2, max(2, min(60, across // 8)) + 1))
+        width = min(int(rng.integers(10, max(10, min(50, across // 8)) + 1)), across)
         mask = np.zeros(image.shape, dtype=bool)
         if side == 0:
             mask[:width] = True
