@@ -3,15 +3,17 @@
 * ROC: TPR against FPR (log axis down to 1e-6) per class, the operating point in use marked;
 * MCC: MCC against the prior-corrected threshold per class, the best MCC marked;
 * SAMPLE: one sample as the paper's Fig. 12: input, truth and prediction, each class in its
-  colour (:data:`CLASS_COLOURS`).
+  Fig. 8 colour (:data:`CLASS_COLOURS`), pixels of several classes in black.
 """
 import numpy as np
 
 from .classes import ABBREVIATIONS, NCLASSES
 
-#: One colour per class, class-table order (BBG dark grey, BG black).
-CLASS_COLOURS = ("#ff0000", "#ff9900", "#0066ff", "#ffff00", "#00ffff", "#cc66ff", "#00cc00",
-                 "#996633", "#ff66cc", "#ffffff", "#99ccff", "#9999ff", "#555555", "#000000")
+#: The colours of the paper's Fig. 8, class-table order (pixels of several classes: black).
+CLASS_COLOURS = ("#ff0000", "#006400", "#00008b", "#00ff00", "#0000ff", "#ffff00", "#ffa500",
+                 "#808080", "#d3d3d3", "#800080", "#cc99ff", "#8b4513", "#ffc0cb", "#404040")
+#: Classes drawn as 3x3 squares so that single pixels show (HP, DP), as in the paper's Fig. 8.
+DILATED = (ABBREVIATIONS.index("HP"), ABBREVIATIONS.index("DP"))
 
 
 def _pyplot():
@@ -75,13 +77,33 @@ def mcc_figure(report, path):
     plt.close(fig)
 
 
+def _dilate3(mask):
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    grown = out.copy()
+    out[:, 1:] |= grown[:, :-1]
+    out[:, :-1] |= grown[:, 1:]
+    return out
+
+
 def colour_map(planes):
-    """(h, w, 3) float image of (14, h, w) bool planes; rarer classes are painted on top."""
-    rgb = np.zeros(planes.shape[1:] + (3,))
-    for k in range(NCLASSES - 1, -1, -1):  # BG first, CR last
-        colour = np.array([int(CLASS_COLOURS[k][i:i + 2], 16) / 255 for i in (1, 3, 5)])
-        rgb[planes[k]] = colour
+    """(h, w, 3) float image of (14, h, w) bool planes coloured as the paper's Fig. 8.
+
+    The BG plane is not read: BG is where no other class is set; black where several are.
+    """
+    planes = [(_dilate3(planes[k]) if k in DILATED else planes[k]) for k in range(NCLASSES - 1)]
+    count = np.sum(planes, axis=0)
+    rgb = np.empty(count.shape + (3,))
+    rgb[:] = _rgb(CLASS_COLOURS[NCLASSES - 1])
+    for k, plane in enumerate(planes):
+        rgb[plane & (count == 1)] = _rgb(CLASS_COLOURS[k])
+    rgb[count > 1] = 0.0
     return rgb
+
+
+def _rgb(colour):
+    return np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
 
 
 def sample_figure(image, truth, predicted, path):
@@ -100,7 +122,8 @@ def sample_figure(image, truth, predicted, path):
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.legend(handles=[Patch(color=CLASS_COLOURS[k], label=a) for k, a in enumerate(ABBREVIATIONS)],
-               loc="outside lower center", ncol=NCLASSES, fontsize=8, facecolor="#bbbbbb")
+    handles = [Patch(color=CLASS_COLOURS[k], label=a) for k, a in enumerate(ABBREVIATIONS)]
+    handles.append(Patch(color="#000000", label="several"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
     fig.savefig(path, dpi=72)
     plt.close(fig)
