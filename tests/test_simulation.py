@@ -370,3 +370,12 @@ def test_masker_runs_on_a_given_compressed_plane(clean):
     level, sigma = kernels.estimate_background(clean)  # the realism check's clean background
     other = masker.run_compressed(kernels.asinh_compress(image, level, sigma))
     assert other.shape == (14,) + SHAPE and not np.array_equal(other, masker.run(image))
+
+
+def test_no_data_pixels_stay_no_data(clean):
+    holed = clean.copy()
+    holed[50:60, 70:90] = np.nan
+    image, truth = inject(holed, seed=6, saturation=40000.0)
+    static = truth[[IDX[a] for a in ("HCL", "DCL", "HP", "DP", "OV")]].any(axis=0)
+    assert np.array_equal(np.isnan(image), np.isnan(holed) & ~static)
+    assert not truth[IDX["BBG"]][50:60, 70:90].any()

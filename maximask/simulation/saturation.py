@@ -20,6 +20,7 @@ measured around bright stars; with no such library here, we add bright stars our
 """
 import numpy as np
 
+from ..synthetic import stamp_offsets
 from .raster import dilate, square_half_widths
 
 BETA = 3.0
@@ -41,13 +42,11 @@ def star_stamp(shape, y, x, peak, fwhm, floor):
     """A Moffat star of `peak` ADU at (y, x) down to `floor` ADU: (rows, cols, light) or None."""
     alpha = _moffat_alpha(fwhm)
     radius = int(min(alpha * np.sqrt(max((peak / floor) ** (1 / BETA) - 1, 0)) + 2, 400))
-    rows = slice(max(int(y) - radius, 0), min(int(y) + radius + 1, shape[0]))
-    cols = slice(max(int(x) - radius, 0), min(int(x) + radius + 1, shape[1]))
-    if rows.start >= rows.stop or cols.start >= cols.stop:
+    stamp = stamp_offsets(shape, y, x, radius)
+    if stamp is None:
         return None
-    yy, xx = np.mgrid[rows, cols]
-    light = peak * (1 + ((yy - y) ** 2 + (xx - x) ** 2) / alpha ** 2) ** -BETA
-    return rows, cols, light
+    rows, cols, dx, dy = stamp
+    return rows, cols, peak * (1 + (dy ** 2 + dx ** 2) / alpha ** 2) ** -BETA
 
 
 def bleed(values, saturation, fraction, axis=0):
@@ -58,10 +57,12 @@ def bleed(values, saturation, fraction, axis=0):
     below (minus the local value) on both ends of the saturated run, half each way.
     """
     values = values if axis == 0 else values.T
-    saturated = values >= saturation
+    with np.errstate(invalid="ignore"):  # NaN pixels (no data) neither saturate nor bleed
+        saturated = values >= saturation
+        excess = fraction * np.fmax(values - saturation, 0).sum(axis=0)
     filled = saturated.copy()
-    headroom = np.maximum(saturation - np.median(values), 1.0)
-    excess = fraction * np.maximum(values - saturation, 0).sum(axis=0)
+    finite = values[np.isfinite(values)]
+    headroom = max(saturation - float(np.median(finite)), 1.0) if finite.size else 1.0
     n = len(values)
     for col in np.nonzero(excess > 0)[0]:
         run = np.nonzero(saturated[:, col])[0]
@@ -93,16 +94,10 @@ def _spike_light(shape, y, x, peak, scene, rng):
     core = scene.fwhm
     width = scene.fwhm / 2.355 * rng.uniform(0.8, 1.5)
     length = core * np.sqrt(amplitude / (0.2 * scene.sigma))
-    radius = int(min(length, 600)) + 3
-    rows = slice(max(int(y) - radius, 0), min(int(y) + radius + 1, shape[0]))
-    cols = slice(max(int(x) - radius, 0), min(int(x) + radius + 1, shape[1]))
-    yy, xx = np.mgrid[rows, cols]
-    dy, dx = yy - y, xx - x
-    light = np.zeros(dy.shape)
-    for a in (angle, angle + np.pi / 2):
-        along = dx * np.cos(a) + dy * np.sin(a)
-        across = -dx * np.sin(a) + dy * np.cos(a)
-        light += amplitude * np.exp(-0.5 * (across / width) ** 2) * (core / np.maximum(np.abs(along), core)) ** 2
+    rows, cols, along, across = stamp_offsets(shape, y, x, int(min(length, 600)) + 3, angle)
+    light = np.zeros(along.shape)
+    for arms in ((along, across), (across, along)):  # the second pair at 90 degrees
+        light += amplitude * np.exp(-0.5 * (arms[1] / width) ** 2) * (core / np.maximum(np.abs(arms[0]), core)) ** 2
     return rows, cols, light
 
 
