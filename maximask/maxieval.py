@@ -10,7 +10,8 @@ For each input image (an image HDU, or one plane of a cube):
    ``maximask.simulation.inject`` adds contaminants with their truth; MaxiMask's raw
    probabilities and the truth go into the labeled histograms.
 
-Memory follows one image, never the number of samples. Each step is timed (:attr:`times`).
+Memory follows one image, never the number of samples. Each step is timed
+(``Evaluation.timer.seconds``; VERBOSE_TYPE FULL prints them with the peak RSS).
 """
 import contextlib
 import os
@@ -150,12 +151,13 @@ class Evaluation:
         index = len(self.images)
         with self.timer("MaxiMask on the clean inputs"):
             proba = self.masker.run(clean)
+        # this image's counts join the run's only once all its samples are done
+        unlabeled, labeled = ScoreHistograms(bins=c.LOGIT_BINS), ScoreHistograms(bins=c.LOGIT_BINS)
         with self.timer("histograms"):
-            self.unlabeled.add(proba)
+            unlabeled.add(proba)
             ignore = flagged(proba, c.PRIORS, c.THRESHOLDS) if c.IGNORE_FLAGGED else None
         del proba
         windows = sample_windows(clean.shape, c.SAMPLE_SIZE, c.NSAMPLES, c.SEED, index)
-        excluded = 0
         for s, (y0, x0, y1, x1) in enumerate(tqdm(windows, desc=name, unit="sample", leave=False,
                                                   disable=self.quiet or c.NSAMPLES < 2)):
             seed = sample_seed(c.SEED, index, s)
@@ -169,16 +171,17 @@ class Evaluation:
                 proba = self.masker.run(image)
             with self.timer("histograms"):
                 skip = None if ignore is None else ignore[y0:y1, x0:x1]
-                self.labeled.add(proba, truth, skip)
-                excluded += 0 if skip is None else int(np.count_nonzero(skip))
+                labeled.add(proba, truth, skip)
             if self.example is None:
                 self.example = (image, truth, proba, skip)
             if c.SAMPLES_DIR:
                 with self.timer("writing samples"):
                     self.write_sample(image, truth, name, s, (y0, x0), seed, header)
             del image, truth, proba
-        self.images.append((name, clean.shape, len(windows), excluded))
-        return excluded
+        self.unlabeled.merge(unlabeled)
+        self.labeled.merge(labeled)
+        self.images.append((name, clean.shape, len(windows), labeled.excluded))
+        return labeled.excluded
 
     def write_sample(self, image, truth, name, s, origin, seed, header=None):
         """Write one sample as FITS: the image (primary) and its truth (extension TRUTH)."""

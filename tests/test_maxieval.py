@@ -205,12 +205,16 @@ def test_cosmic_rays_cut_from_the_users_dark_frames(tmp_path, capsys):
         np.testing.assert_array_equal(hdul[0].data, image)
         np.testing.assert_array_equal(hdul["TRUTH"].data.astype(bool), truth)
         assert truth[0].any()
-    # a dark smaller than the samples: one line naming the input, no report
-    small = tmp_path / "small.fits"
+    # a dark smaller than the samples of one input: one line naming it; that input counts
+    # for nothing in the report, the other input (small enough) is evaluated
+    small, crop = tmp_path / "small.fits", tmp_path / "crop.fits"
     fits.PrimaryHDU(dark[:100, :100]).writeto(small)
-    code, _, err = run(capsys, DECAM, *FAST, "-INJECT_CLASSES", "CR", "-DARK_FRAMES", small,
+    fits.PrimaryHDU(fits.getdata(DECAM, 1)[:90, :90]).writeto(crop)
+    code, _, err = run(capsys, DECAM, crop, *FAST, "-INJECT_CLASSES", "CR", "-DARK_FRAMES", small,
                        "-OUTPUT_NAME", tmp_path / "ev2", "-VERBOSE_TYPE", "QUIET")
     assert code == 1
     assert err.strip() == (f"maxieval: {DECAM}[1]: cannot simulate samples: dark frames must be "
                            "2-D and at least 160x160, got (100, 100)")
-    assert not (tmp_path / "ev2.txt").exists()
+    report = json.loads((tmp_path / "ev2.json").read_text())
+    assert [i["name"] for i in report["images"]] == [f"{crop}[0]"]
+    assert report["scored_pixels"] + report["excluded_pixels"] == 2 * 90 * 90
