@@ -1,8 +1,9 @@
-"""The ``maximask`` and ``maxitrack`` commands, AstrOmatic style.
+"""The ``maximask``, ``maxitrack`` and ``maxieval`` commands, AstrOmatic style.
 
     maximask [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maximask -d | -dd | -v | -h
     maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
+    maxieval [-c CONFIG] IMAGE... [-KEYWORD value ...]
 
 Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
 note); 1 some inputs failed (each said in one line on stderr, the others still processed);
@@ -18,7 +19,7 @@ import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError, model_info
 from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
@@ -103,6 +104,9 @@ def run_command(spec, argv, process, prog):
     except (ConfigError, EngineError) as exc:
         say(prog, exc)
         return 2
+    except OutputExistsError as exc:
+        say(prog, _exists(exc))
+        return 1
     except (InputError, OSError) as exc:
         say(prog, exc)
         return 1
@@ -118,6 +122,11 @@ def run_command(spec, argv, process, prog):
     return 1 if failed else 0
 
 
+def _exists(exc):
+    """OutputExistsError in the commands' terms (the exception speaks the API's)."""
+    return f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it"
+
+
 def _each_source(prog, config, planned, work, log):
     """Call work(source, output) for each planned input; count the inputs that failed."""
     failed = 0
@@ -129,7 +138,7 @@ def _each_source(prog, config, planned, work, log):
         except SkippedInput as exc:
             log(exc)
         except OutputExistsError as exc:
-            say(prog, f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it")
+            say(prog, _exists(exc))
             failed += 1
         except (InputError, EngineError) as exc:
             say(prog, exc)
@@ -255,6 +264,37 @@ def main_track(argv=None):
 
 def track_entry():
     sys.exit(main_track())
+
+
+
+def _eval_inputs(config, sources, log):
+    from .maxieval import Evaluation, check_outputs, finish
+
+    protect = file_identities(s.path for s in sources)
+    check_outputs(config, protect)
+    evaluation = Evaluation(config, log, protect)
+    evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
+
+    def work(source, output):
+        before = len(evaluation.images)
+        evaluation.run_file(source)
+        done = evaluation.images[before:]
+        log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
+
+    failed = _each_source("maxieval", config, [(s, None) for s in sources], work, log)
+    if evaluation.images:
+        finish(evaluation)
+    return failed
+
+
+def main_eval(argv=None):
+    """Entry point of ``maxieval``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(EVAL_KEYWORDS, argv, _eval_inputs, "maxieval")
+
+
+def eval_entry():
+    sys.exit(main_eval())
 
 
 if __name__ == "__main__":

@@ -88,19 +88,29 @@ class Masker:
         return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc)
 
     def _run_plane(self, image, desc):
+        plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel compressed once
+        out = self.run_compressed(plane, desc)
+        if self.mode == "weight":
+            out[np.isnan(image)] = 0  # no data there: no weight
+        return out
+
+    def run_compressed(self, plane, desc=None):
+        """Mask the network's input plane (h, w) float32, already background-normalised and
+        compressed (``kernels.compress_image`` or ``kernels.asinh_compress`` with another
+        background, as the simulator's realism check does with the clean image's)."""
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
-        plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
-        origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
+        plane = np.ascontiguousarray(plane, dtype=np.float32)
+        origins = kernels.tile_origins(plane.shape[0], plane.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
-        windows, group = np.unique(kernels.tile_windows(image.shape[0], image.shape[1], tile, margin),
+        windows, group = np.unique(kernels.tile_windows(plane.shape[0], plane.shape[1], tile, margin),
                                    axis=0, return_inverse=True)
         batches = []
         for k, window in enumerate(windows):
             members = np.flatnonzero(group.ravel() == k)
             batches += [(window, members[s:s + batch_size]) for s in range(0, len(members), batch_size)]
-        out = self.empty_output(image.shape)
+        out = self.empty_output(plane.shape)
         network = self.network
 
         def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
@@ -116,8 +126,6 @@ class Masker:
                 pass
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
-        if self.mode == "weight":
-            out[np.isnan(image)] = 0  # no data there: no weight
         return out
 
     # ------------------------------------------------------------------ files
