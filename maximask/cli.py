@@ -74,7 +74,7 @@ def run_command(spec, argv, process, prog):
     except (InputError, OSError) as exc:
         _say(prog, exc)
         return 1
-    except EngineError as exc:
+    except (EngineError, ConfigError) as exc:
         _say(prog, exc)
         return 2
     except KeyboardInterrupt:
@@ -104,6 +104,7 @@ def _mask_inputs(config, sources, log):
     if config.OUTPUT_DIR and not os.path.isdir(config.OUTPUT_DIR):
         raise InputError(config.OUTPUT_DIR, "OUTPUT_DIR is not a directory")
     masker = Masker(config)
+    masker.checks.check_inputs(sources)
 
     def work(source):
         log(f"{source.name} -> {masker.run_file(source, log=log)}")

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import MODEL_VERSION, __version__, fitsio, kernels
+from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
 from .engine import open_network
@@ -48,6 +49,7 @@ class Masker:
         self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
+        self.checks = CheckImages(self.config)
         self._network = None
 
     @property
@@ -67,24 +69,33 @@ class Masker:
         """A zeroed output for a 2-D image of `shape` (see maximask.kernels.output_array)."""
         return kernels.output_array(self.mode, shape, len(self.classes), self.flag_dtype)
 
-    def run(self, image, desc=None):
+    def run(self, image, desc=None, products=None):
         """Mask a 2-D image (h, w) or a cube (planes, h, w) of pixel values (ADU).
 
         Returns, per plane: FLAGS (h, w) int16; MASKS (K, h, w) uint8; PROBA (K, h, w)
         float32; WEIGHT (h, w) uint8 — K the selected classes in class-table order; a cube
         gives the same with a leading planes axis.
+        products: a list to which one checkimages.PlaneProducts per plane is appended,
+        holding what the configured check-images need.
         """
         image = np.asarray(image)
         if image.ndim == 3:
-            return np.stack([self.run(plane, desc) for plane in image])
+            return np.stack([self.run(plane, desc, products) for plane in image])
         if image.ndim != 2 or min(image.shape) < 1:
             raise ValueError(f"expected a 2-D image or a 3-D cube, got shape {image.shape}")
-        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc)
+        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
-    def _run_plane(self, image, desc):
+    def _run_plane(self, image, desc, products=None):
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
-        plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
+        kept = PlaneProducts()
+        if products is not None and self.checks.needs_background:  # the same plane, with maps
+            kept.level, kept.sigma = kernels.estimate_background(image, c.BACK_SIZE)
+            plane = kernels.asinh_compress(image, kept.level, kept.sigma)
+        else:
+            plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
+        if products is not None and self.checks.needs_flags:
+            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
         origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
@@ -100,8 +111,12 @@ class Masker:
         def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
             window, members = batch
             tiles = kernels.extract_tiles(plane, origins[members], tile)
-            kernels.stitch(network(tiles, window), origins[members], out, window, self.mode,
+            probs = network(tiles, window)
+            kernels.stitch(probs, origins[members], out, window, self.mode,
                            classes=self.classes, factors=self.factors, thresholds=self.thresholds)
+            if kept.flags is not None:
+                kernels.stitch(probs, origins[members], kept.flags, window, "flags",
+                               factors=self.factors, thresholds=self.thresholds)
 
         with ThreadPoolExecutor(network.workers) as pool:
             for _ in tqdm(pool.map(mask_batch, batches), total=len(batches), desc=desc, unit="batch",
@@ -109,6 +124,8 @@ class Masker:
                 pass
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
+        if products is not None:
+            products.append(kept)
         return out
 
     # ------------------------------------------------------------------ files
@@ -162,16 +179,20 @@ class Masker:
         if not c.OVERWRITE and os.path.exists(path):
             raise fitsio.OutputExistsError(path, "output exists; set OVERWRITE Y (-OVERWRITE Y) to replace it")
         cards = self.header_cards()
+        checks = self.checks.for_file(source, path, cards) if self.checks else None
         entries, failures = [], []
         with fitsio.open_image(source) as image:
             for info in image.hdus:
                 if not info.maskable:
                     if info.kind == "primary":
                         entries.append(("primary", None, fitsio.output_header(info.header)))
+                        if checks:
+                            checks.add_empty(info)
                     else:
                         log(f"{info.name}: not copied ({info.reason})")
                     continue
                 hdu = image.read(info)
+                products = [] if checks else None
                 started = time.perf_counter()
                 try:
                     nbad = fitsio.check_data(hdu.data, hdu.name)
@@ -182,15 +203,19 @@ class Masker:
                 else:
                     if nbad:
                         log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                    result = self.run(hdu.data, desc=hdu.name)
+                    result = self.run(hdu.data, desc=hdu.name, products=products)
                     seconds = time.perf_counter() - started
                     if c.VERBOSE_TYPE == "FULL":
                         log(f"{hdu.name}: {hdu.data.size / 1e6:.2f} Mpix in {seconds:.2f} s "
                             f"({hdu.data.size / 1e6 / seconds:.2f} Mpix/s, {self.network.provider})")
                 entries.append((info.kind, result, fitsio.output_header(info.header, cards)))
+                if checks:
+                    checks.add(hdu, hdu.data, products)
                 del hdu
         if failures and len(failures) == len(image.maskable):
             raise failures[0]  # nothing worth writing
+        if checks:
+            log(f"{source.name} -> {', '.join(checks.write())}")
         return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE)
 
     def _empty_like(self, data):
