@@ -13,6 +13,15 @@ inline bool valid(const float* image, const std::uint8_t* mask, std::int64_t i) 
     return mask[i] == 0 && std::isfinite(image[i]);
 }
 
+// The median of v (reordered), the mean of the two middle values when the size is even.
+double median_of(std::vector<float>& v) {
+    const std::size_t n = v.size(), m = n / 2;
+    std::nth_element(v.begin(), v.begin() + m, v.end());
+    if (n % 2) return v[m];
+    const float lo = *std::max_element(v.begin(), v.begin() + m);
+    return 0.5 * (static_cast<double>(lo) + v[m]);
+}
+
 // Valid pixels on the ring at Chebyshev distance r of (y, x), clipped to the image.
 std::int64_t ring_count(const float* image, const std::uint8_t* mask, std::int64_t h,
                         std::int64_t w, std::int64_t y, std::int64_t x, std::int64_t r) {
@@ -36,17 +45,20 @@ float estimate(const float* image, const std::uint8_t* mask, std::int64_t h, std
                std::vector<float>& scratch) {
     const std::int64_t ya = std::max<std::int64_t>(y - r, 0), yb = std::min(y + r, h - 1);
     const std::int64_t xa = std::max<std::int64_t>(x - r, 0), xb = std::min(x + r, w - 1);
-    if (method == InpaintMethod::Median) {
+    double lo = -HUGE_VAL, hi = HUGE_VAL;  // the values kept
+    if (method == InpaintMethod::Median || method == InpaintMethod::Clipped) {
         scratch.clear();
         for (std::int64_t yy = ya; yy <= yb; ++yy)
             for (std::int64_t xx = xa; xx <= xb; ++xx)
                 if (valid(image, mask, yy * w + xx)) scratch.push_back(image[yy * w + xx]);
-        const std::size_t n = scratch.size(), m = n / 2;
-        std::nth_element(scratch.begin(), scratch.begin() + m, scratch.end());
-        if (n % 2) return scratch[m];
-        const float hi = scratch[m];
-        const float lo = *std::max_element(scratch.begin(), scratch.begin() + m);
-        return static_cast<float>(0.5 * (static_cast<double>(lo) + hi));
+        const double med = median_of(scratch);
+        if (method == InpaintMethod::Median) return static_cast<float>(med);
+        for (float& v : scratch) v = static_cast<float>(std::fabs(v - med));
+        const double spread = 3.0 * 1.4826 * median_of(scratch);
+        if (spread > 0) {
+            lo = med - spread;
+            hi = med + spread;
+        }
     }
     const double s = 0.5 * static_cast<double>(r);
     const double inv2s2 = 1.0 / (2.0 * s * s);
@@ -56,7 +68,7 @@ float estimate(const float* image, const std::uint8_t* mask, std::int64_t h, std
         const double dy = static_cast<double>(yy - y);
         for (std::int64_t xx = xa; xx <= xb; ++xx) {
             const std::int64_t i = yy * w + xx;
-            if (!valid(image, mask, i)) continue;
+            if (!valid(image, mask, i) || !(image[i] >= lo && image[i] <= hi)) continue;
             const double dx = static_cast<double>(xx - x), d2 = dx * dx + dy * dy;
             const double wt = method == InpaintMethod::Idw ? 1.0 / d2 : std::exp(-d2 * inv2s2);
             const double v = image[i];

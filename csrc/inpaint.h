@@ -11,6 +11,7 @@ enum class InpaintMethod : int {
     Idw = 1,     // inverse-distance-squared weighted mean
     Plane = 2,   // Gaussian-weighted least-squares plane a + b dx + c dy, value a
     Median = 3,  // median
+    Clipped = 4,  // Gaussian-weighted mean of the pixels within 3 MAD-sigmas of the median
 };
 
 // image, mask, out: h * w, row-major. A pixel is replaced where mask != 0; valid

@@ -26,9 +26,15 @@ def np_inpaint(image, mask, method, max_radius, min_valid):
         dy, dx = (yy + ya - y).astype(np.float64), (xx + xa - x).astype(np.float64)
         d2 = dx * dx + dy * dy
         if method == "median":
-            out[y, x] = np.float32(np.median(v.astype(np.float32)))
+            out[y, x] = np.float32(np.median(v))
             continue
-        wt = 1 / d2 if method == "idw" else np.exp(-d2 / (2 * (r / 2) ** 2))
+        if method == "clipped":
+            med = np.median(v)
+            spread = 3 * 1.4826 * np.median(np.abs(v - med).astype(np.float32).astype(np.float64))
+            if spread > 0:
+                keep = (v >= med - spread) & (v <= med + spread)
+                v, d2 = v[keep], d2[keep]
+        wt = 1 / d2 if method == "idw" else np.exp(-d2 / (2 * (r / 2) ** 2))  # gauss, clipped
         if method == "plane" and np.linalg.matrix_rank(np.stack([np.ones_like(dx), dx, dy], 1)) == 3:
             a = np.stack([np.ones_like(dx), dx, dy], 1)
             coef = np.linalg.solve(a.T @ (a * wt[:, None]), a.T @ (wt * v))
@@ -81,6 +87,17 @@ def test_inpaint_ignores_nan_neighbours_and_fills_nan_pixels():
     for method in kernels.INPAINT_METHODS:
         out, left = kernels.inpaint(image, mask, method)
         assert left == 0 and out[4, 4] == 7.0 and np.isnan(out[4, 3])
+
+
+def test_inpaint_clipped_ignores_an_outlier_neighbour():
+    image = np.full((9, 9), 10.0, np.float32)
+    image += np.random.default_rng(2).normal(0, 0.1, image.shape).astype(np.float32)
+    image[4, 5] = 5000.0                                      # an unflagged cosmic-ray halo
+    mask = np.zeros(image.shape, bool)
+    mask[4, 4] = True
+    clipped, _ = kernels.inpaint(image, mask, "clipped")
+    gauss, _ = kernels.inpaint(image, mask, "gauss")
+    assert abs(clipped[4, 4] - 10) < 0.5 and gauss[4, 4] > 100
 
 
 def test_inpaint_plane_is_exact_on_a_plane():
