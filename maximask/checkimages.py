@@ -48,6 +48,7 @@ class CheckImages:
         background = ABBREVIATIONS.index("BG")
         self.shown = [k for k, a in enumerate(ABBREVIATIONS) if a in config.CLASSES and k != background]
         self.radius = config.CLEAN_RADIUS
+        self.preview_size = config.PREVIEW_SIZE
         self.clean_cards = [(f"{a}_TH", float(config.THRESHOLDS[ABBREVIATIONS.index(a)]),
                              f"{a} threshold") for a in self.clean_classes.split(",")]
         self.output_dir = config.OUTPUT_DIR or None
@@ -172,7 +173,8 @@ class FileCheckImages:
             from . import preview
 
             canvas, lines = preview.render(self.panels, self.checks.shown,
-                                           title=f"{self.source.name}: maximask {__version__}")
+                                           f"{self.source.name}: maximask {__version__}",
+                                           self.checks.preview_size)
             preview.save(canvas, lines, self.paths["PREVIEW"], f"maximask {__version__}")
         return [self.paths[k] for k in self.paths]
 

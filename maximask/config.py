@@ -569,6 +569,8 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
                      "Check-images", max_length=len(CLEANABLE_CLASSES), unique=True),
     integer("CLEAN_RADIUS", 8, "[pixel] farthest valid pixel used to inpaint (CLEANED)",
             "Check-images", minimum=1, maximum=64, expert=True),
+    integer("PREVIEW_SIZE", 2048, "[pixel] largest side of the PREVIEW's image grid",
+            "Check-images", minimum=64, expert=True),
 ], checks=[_check_tiles, _check_checkimages])
 
 TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [

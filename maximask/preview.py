@@ -38,7 +38,7 @@ CLASS_COLOURS = {
     "BG": (64, 64, 64),           # dark gray
 }
 SEVERAL_CLASSES = (0, 0, 0)       # black
-MAX_SIDE = 2048                   # [pixel] largest side of the panel grid
+MAX_SIDE = 2048                   # [pixel] largest side of the panel grid (PREVIEW_SIZE)
 GAP = 4                           # [pixel] between panels
 LINE = 14                         # [pixel] height of a text line
 
@@ -114,11 +114,11 @@ def legend_lines(counts):
 HEADER_LINES = 2
 
 
-def layout(shapes):
+def layout(shapes, max_side=MAX_SIDE):
     """Where panels of these (h, w) shapes go: ``(f, ncol, origins)``, f the shrink factor
     and origins the (x, y) of each panel's top-left image pixel in the rendered image;
     full-resolution pixel (r, c) of panel n is drawn at ``origins[n] + (c // f, r // f)``."""
-    f = shrink_factor(shapes)
+    f = shrink_factor(shapes, max_side)
     ncol = math.ceil(math.sqrt(len(shapes)))
     ph = max(-(-h // f) for h, _ in shapes)
     pw = max(-(-w // f) for _, w in shapes)
@@ -128,16 +128,17 @@ def layout(shapes):
     return f, ncol, origins
 
 
-def render(panels, classes, title=""):
+def render(panels, classes, title="", max_side=MAX_SIDE):
     """The preview of a file as a PIL RGB image.
 
     panels: (label, image (h, w) float, flags (h, w) integer, bit k = class k) for each
-    plane; classes: the class indices shown, in legend order. Returns (image, legend lines).
+    plane; classes: the class indices shown, in legend order; max_side: the largest side of
+    the grid of panels, in pixels. Returns (image, legend lines).
     """
     from PIL import Image, ImageDraw, ImageFont
 
     shapes = [p[1].shape for p in panels]
-    f, ncol, origins = layout(shapes)
+    f, ncol, origins = layout(shapes, max_side)
     ph, pw = max(-(-h // f) for h, _ in shapes), max(-(-w // f) for _, w in shapes)
     nrow = math.ceil(len(panels) / ncol)
     counts = {k: int(sum(np.count_nonzero(p[2] & (1 << k)) for p in panels)) for k in classes}
