@@ -20,6 +20,7 @@ class BuildWithOpenMP(build_ext):
 
 
 sources = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".cpp"))
+man_pages = sorted(os.path.join("man", f) for f in os.listdir("man") if f.endswith(".1"))
 headers = sorted(os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h"))
 
 setup(
@@ -34,4 +35,6 @@ setup(
         )
     ],
     cmdclass={"build_ext": BuildWithOpenMP},
+    # <prefix>/share/man/man1: where man finds them from a venv's bin/ on the PATH
+    data_files=[("share/man/man1", man_pages)],
 )

@@ -85,29 +85,29 @@ class CheckImages:
             return fitsio.output_path(source, self.output_dir, name)
         return name
 
-    def for_file(self, source, main_path, cards):
+    def for_file(self, source, main_path, cards, protect=frozenset()):
         """The check-images of one input file: their paths checked before any work.
 
-        Raises OutputError when one would be written over the input or the main output,
+        Raises OutputError when one would be written over a file of `protect` (identities,
+        see fitsio.file_identities: the inputs of the run) or the main output,
         OutputExistsError when one exists and OVERWRITE is N.
         """
         paths = {kind: self.path(source, kind) for kind in self.types}
-        taken = {os.path.realpath(source.path): "the input", os.path.realpath(main_path): "the mask"}
         for kind, path in paths.items():
-            if os.path.realpath(path) in taken:
-                raise fitsio.OutputError(path, f"the {kind} check-image would overwrite "
-                                               f"{taken[os.path.realpath(path)]}")
+            fitsio.check_not_input(path, protect)
+            if os.path.realpath(path) == os.path.realpath(main_path):
+                raise fitsio.OutputError(path, f"the {kind} check-image would overwrite the mask")
             if not self.overwrite and os.path.lexists(path):
-                raise fitsio.OutputExistsError(path, "check-image exists; set OVERWRITE Y "
-                                                     "(-OVERWRITE Y) to replace it")
-        return FileCheckImages(self, source, paths, cards)
+                raise fitsio.OutputExistsError(path)
+        return FileCheckImages(self, source, paths, cards, protect)
 
 
 class FileCheckImages:
     """The check-images of one file, built HDU by HDU then written."""
 
-    def __init__(self, checks, source, paths, cards):
+    def __init__(self, checks, source, paths, cards, protect=frozenset()):
         self.checks = checks
+        self.protect = protect
         self.source = source
         self.paths = paths
         self.cards = [card for card in cards if card[0] in RUN_CARDS]
@@ -168,13 +168,15 @@ class FileCheckImages:
         """Write every check-image of the file (each complete or absent); return the paths."""
         for kind, entries in self.hdus.items():
             if any(data is not None for _, data, _ in entries):
-                fitsio.write_hdus(self.paths[kind], entries, overwrite=self.checks.overwrite)
+                fitsio.write_hdus(self.paths[kind], entries, overwrite=self.checks.overwrite,
+                                  protect=self.protect)
         if "PREVIEW" in self.paths and self.panels:
             from . import preview
 
             canvas, lines = preview.render(self.panels, self.checks.shown,
                                            f"{self.source.name}: maximask {__version__}",
                                            self.checks.preview_size)
-            preview.save(canvas, lines, self.paths["PREVIEW"], f"maximask {__version__}")
+            preview.save(canvas, lines, self.paths["PREVIEW"], f"maximask {__version__}",
+                         self.protect)
         return [self.paths[k] for k in self.paths]
 

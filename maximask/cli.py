@@ -4,42 +4,67 @@
     maximask -d | -dd | -v | -h
     maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
 
-Exit status: 0 all inputs masked; 1 some inputs failed (each said in one line on stderr,
-the others still processed); 2 bad command line or configuration, nothing processed.
+Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
+note); 1 some inputs failed (each said in one line on stderr, the others still processed);
+2 bad command line or configuration (keyword, OUTPUT_DIR, OUTPUT_NAME, DEVICE), nothing
+processed; 130 interrupted (SIGINT), 143 terminated (SIGTERM): no partial output is left.
 """
 import datetime
 import json
+import math
 import os
+import signal
 import sys
+import threading
 
 from . import MODEL_VERSION, __version__
 from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError
-from .fitsio import InputError, find_inputs, write_atomically
+from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
+                     check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
+                     write_atomically)
+from .progress import progress_bar, say
 
 USAGE = """\
 SYNTAX: {prog} [-c <config_file>] <image> [<image> ...] [-<keyword> <value>] ...
-        images: FITS files (.fits, .fz, .gz), file.fits[N] for one HDU, directories,
-                @list or .list files
+        images: FITS files (.fits, .fz, .gz), 'file.fits[N]' for one HDU (quoted in a
+                shell), directories, @list or .list files
 > to dump a default configuration file:          {prog} -d
-> to dump a default extended configuration file: {prog} -dd
-> to print the version:                          {prog} -v
+{expert}> to print the version:                          {prog} -v
 """
+EXPERT_USAGE = "> to dump a default extended configuration file: {prog} -dd\n"
 
 
-def _say(prog, message):
-    print(f"{prog}: {message}", file=sys.stderr)
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like an interrupt, so temporary outputs are removed."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def usage(spec, prog):
+    """The -h text: the syntax, then every keyword with its default, one line each."""
+    expert = EXPERT_USAGE.format(prog=prog) if any(kw.expert for kw in spec) else ""
+    lines = [USAGE.format(prog=prog, expert=expert).rstrip("\n"), "", "Keywords (default):"]
+    for kw in spec:
+        default = kw.format(kw.default) or '""'
+        lines.append(f"  {kw.name:<17} {default:<14} {kw.comment}")
+    lines += ["", f"Details: man {prog} (the man pages are installed with the package)."]
+    return "\n".join(lines) + "\n"
 
 
 def run_command(spec, argv, process, prog):
     """Shared driver of the commands: switches, configuration, inputs, per-input errors.
 
-    process(config, sources, log) processes the inputs and returns the number that failed.
+    process(config, sources, log) checks what it needs before any input is read (raising
+    ConfigError or EngineError, exit 2), processes the inputs and returns the number that
+    failed. SIGTERM is handled like SIGINT while it runs.
     """
     try:
         line = split_argv(argv, spec)
         if "-h" in line.switches or "--help" in line.switches:
-            print(USAGE.format(prog=prog), end="")
+            print(usage(spec, prog), end="")
             return 0
         if "-v" in line.switches or "--version" in line.switches:
             print(f"{prog} version {__version__} (networks: {MODEL_VERSION})")
@@ -48,68 +73,94 @@ def run_command(spec, argv, process, prog):
             print(dump(spec, expert="-dd" in line.switches), end="")
             return 0
         if not line.images:
-            print(USAGE.format(prog=prog), end="", file=sys.stderr)
+            print(usage(spec, prog), end="", file=sys.stderr)
             return 2
         config = load_config(spec, line.config_path, line.overrides)
     except ConfigError as exc:
-        _say(prog, exc)
+        say(prog, exc)
         return 2
 
     def log(message):
         if config.VERBOSE_TYPE != "QUIET":
-            _say(prog, message)
+            say(prog, message)
 
-    log(f"configuration from {config.source}")
-    suffix = getattr(config, "OUTPUT_SUFFIX", ".mask.fits")
-    sources, failed = [], 0
-    for arg in line.images:  # a bad argument is reported; the others still run
-        try:
-            sources.extend(find_inputs([arg], suffix))
-        except InputError as exc:
-            _say(prog, exc)
-            failed += 1
+    if config.VERBOSE_TYPE == "FULL":
+        log(f"configuration from {config.source}")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        if sources:
-            failed += process(config, sources, log)
-    except (InputError, OSError) as exc:
-        _say(prog, exc)
-        return 1
-    except (EngineError, ConfigError) as exc:
-        _say(prog, exc)
+        errors = []  # a bad argument or list entry is reported; the others still run
+        sources = find_inputs(line.images, getattr(config, "OUTPUT_SUFFIX", ".mask.fits"), errors)
+        for exc in errors:
+            say(prog, exc)
+        kept = []
+        for source in sources:
+            if is_output_file(source.path):
+                log(f"{source.name}: skipped: a maximask output, not an image to process")
+            else:
+                kept.append(source)
+        failed = len(errors) + (process(config, kept, log) if kept else 0)
+    except (ConfigError, EngineError) as exc:
+        say(prog, exc)
         return 2
+    except (InputError, OSError) as exc:
+        say(prog, exc)
+        return 1
     except KeyboardInterrupt:
-        _say(prog, "interrupted")
+        say(prog, "interrupted: no partial output left")
         return 130
+    except Terminated:
+        say(prog, "terminated: no partial output left")
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 1 if failed else 0
 
 
-def _each_source(prog, config, sources, work):
-    """Call work(source) for each input with a progress bar; count the inputs that failed."""
-    from tqdm import tqdm
-
+def _each_source(prog, config, planned, work, log):
+    """Call work(source, output) for each planned input; count the inputs that failed."""
     failed = 0
     quiet = config.VERBOSE_TYPE == "QUIET"
-    for source in tqdm(sources, desc="files", unit="file", disable=quiet or len(sources) < 2):
+    for source, output in progress_bar(planned, desc="files", unit="file",
+                                       quiet=quiet or len(planned) < 2):
         try:
-            work(source)
+            work(source, output)
+        except SkippedInput as exc:
+            log(exc)
+        except OutputExistsError as exc:
+            say(prog, f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it")
+            failed += 1
         except (InputError, EngineError) as exc:
-            _say(prog, exc)
+            say(prog, exc)
             failed += 1
     return failed
+
+
+def _check_output_dir(folder):
+    try:
+        check_writable(folder)
+    except OutputError as exc:
+        raise ConfigError(f"OUTPUT_DIR {folder}: {exc.problem}", keyword="OUTPUT_DIR") from None
 
 
 def _mask_inputs(config, sources, log):
     from .masker import Masker
 
-    if config.OUTPUT_DIR and not os.path.isdir(config.OUTPUT_DIR):
-        raise InputError(config.OUTPUT_DIR, "OUTPUT_DIR is not a directory")
+    if config.OUTPUT_DIR:
+        _check_output_dir(config.OUTPUT_DIR)
     masker = Masker(config)
     masker.checks.check_inputs(sources)
+    masker.network  # a device that cannot start is said once, before any file is read
+    protect = file_identities(s.path for s in sources)
+    planned, errors = plan_outputs(sources, masker.output_path, protect)
+    for exc in errors:
+        say("maximask", exc)
 
-    def work(source):
-        log(f"{source.name} -> {masker.run_file(source, log=log)}")
+    def work(source, output):
+        log(f"{source.name} -> {masker.run_file(source, log=log, protect=protect)}")
 
-    return _each_source("maximask", config, sources, work)
+    return len(errors) + _each_source("maximask", config, planned, work, log)
 
 
 def main_mask(argv=None):
@@ -122,13 +173,32 @@ def mask_entry():
     sys.exit(main_mask())
 
 
+def _check_output_name(path, sources):
+    """OUTPUT_NAME must be creatable and never one of the inputs (ConfigError otherwise)."""
+    def refuse(problem):
+        return ConfigError(f"OUTPUT_NAME {path}: {problem}", keyword="OUTPUT_NAME")
+
+    if os.path.isdir(path):
+        raise refuse("is a directory")
+    try:
+        check_not_input(path, file_identities(s.path for s in sources))
+    except OutputError:
+        raise refuse("is one of the inputs; it is never written over") from None
+    try:
+        check_writable(os.path.dirname(path) or ".")
+    except OutputError as exc:
+        raise refuse(exc.problem) from None
+
+
 def _track_inputs(config, sources, log):
     from .tracker import Tracker
 
+    _check_output_name(config.OUTPUT_NAME, sources)
     tracker = Tracker(config)
+    tracker.network  # a device that cannot start is said once, before any file is read
     results = []
 
-    def work(source):
+    def work(source, output):
         for entry in tracker.score_file(source, log=log):
             results.append(entry)
             if config.VERBOSE_TYPE == "FULL":
@@ -136,27 +206,34 @@ def _track_inputs(config, sources, log):
                     log(f"{name}: {score:.6f}")
             log(f"{entry.name}: {entry.score:.6f}")
 
-    failed = _each_source("maxitrack", config, sources, work)
-    write_track_output(config, results)
+    failed = _each_source("maxitrack", config, [(s, None) for s in sources], work, log)
+    write_track_output(config, results, protect=file_identities(s.path for s in sources))
     return failed
 
 
-def write_track_output(config, results):
+def write_track_output(config, results, protect=frozenset()):
     """Write the scores to OUTPUT_NAME (a temporary name, renamed when complete)."""
+    from .tracker import MIN_SIDE
+
     path = config.OUTPUT_NAME
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    def value(score):  # no score (image too small): null in JSON, nan in text
+        return score if math.isfinite(score) else None
+
     if config.OUTPUT_TYPE == "JSON":
         text = json.dumps({
             "software": f"maxitrack {__version__}", "networks": MODEL_VERSION, "date": created,
             "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
-            "scores": [{"file": r.name, "score": r.score,
-                        "hdus": [{"hdu": n, "score": s} for n, s in r.hdus]} for r in results],
-        }, indent=1) + "\n"
+            "min_side": MIN_SIDE,
+            "scores": [{"file": r.name, "score": value(r.score),
+                        "hdus": [{"hdu": n, "score": value(s)} for n, s in r.hdus]} for r in results],
+        }, indent=1, allow_nan=False) + "\n"
     else:
         lines = [f"# maxitrack {__version__} ({MODEL_VERSION} networks), {created} UTC",
                  f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
                  "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
-                 "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles)"]
+                 "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles);",
+                 f"#              nan: no image with both sides >= {MIN_SIDE} px, no score"]
         lines += [f"{r.name} {r.score:.6f}" for r in results]
         text = "\n".join(lines) + "\n"
 
@@ -164,7 +241,7 @@ def write_track_output(config, results):
         with open(tmp, "w") as f:
             f.write(text)
 
-    write_atomically(path, write)
+    write_atomically(path, write, protect=protect)
 
 
 def main_track(argv=None):

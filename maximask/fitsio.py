@@ -28,6 +28,8 @@ import dataclasses
 import mmap
 import os
 import re
+import socket
+import tempfile
 import warnings
 from typing import Iterable, Iterator, Sequence
 
@@ -35,10 +37,12 @@ import numpy as np
 from astropy.io import fits
 
 __all__ = [
-    "InputError", "OutputError", "OutputExistsError", "ImageSource", "ImageHDUData",
+    "InputError", "OutputError", "OutputExistsError", "SkippedInput", "ImageSource", "ImageHDUData",
     "FitsImage", "find_inputs", "open_image", "read_image_hdus", "check_data",
     "output_path", "output_header", "write_hdus", "is_fits_name", "DEFAULT_SUFFIX",
-    "METADATA_KEYWORDS",
+    "METADATA_KEYWORDS", "OUTPUT_MARK", "file_identities", "check_not_input", "check_writable",
+    "write_atomically", "temporary_path", "remove_stale_temporaries", "is_output_file",
+    "plan_outputs",
 ]
 
 #: Output suffix of MaxiMask (``x.fits`` -> ``x.mask.fits``).
@@ -72,7 +76,24 @@ class OutputError(InputError):
 
 
 class OutputExistsError(OutputError):
-    """The output exists and overwriting was not asked for."""
+    """The output exists and overwriting was not asked for.
+
+    ``str()`` speaks the API's language (``overwrite=True``); the commands say
+    ``-OVERWRITE Y`` instead (:attr:`path` is the output's path).
+    """
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        super().__init__(path, "output file already exists; pass overwrite=True "
+                               "(OVERWRITE Y) to replace it")
+
+
+class SkippedInput(InputError):
+    """An input deliberately not processed (one of our own outputs); ``str()`` is the note."""
+
+
+#: The card every maximask output image HDU carries: a file with it is never an input.
+OUTPUT_MARK = "MM_VERS"
 
 
 def _one_line(text) -> str:
@@ -128,51 +149,65 @@ def _is_output_name(filename: str, suffix: str) -> bool:
     return False
 
 
-def find_inputs(args: Iterable[str], suffix: str = DEFAULT_SUFFIX) -> list[ImageSource]:
+def find_inputs(args: Iterable[str], suffix: str = DEFAULT_SUFFIX,
+                errors: list | None = None) -> list[ImageSource]:
     """Resolve command-line image arguments into the images to process, in order.
 
-    Duplicates (the same file and HDU reached twice) are kept once, at their first place.
-    Raises InputError for a missing file, a directory without FITS files, an unreadable or
-    empty list, or a malformed ``[N]``. FITS files are not opened here.
+    Duplicates (the same file, by real path, and HDU reached twice: ``x.fits x.fits``,
+    ``x.fits ./x.fits``, a file listed and also given) are kept once, at their first place.
+    A missing file, a directory without FITS files, an unreadable or empty list or a
+    malformed ``[N]`` raises InputError; with an `errors` list, each such problem is
+    appended there instead and the other arguments (and the other entries of a list) are
+    still resolved. FITS files are not opened here.
     """
     found: list[ImageSource] = []
     seen: set = set()
+    problems = [] if errors is None else errors
     for arg in args:
-        for src in _resolve(str(arg), suffix, lists=frozenset(), origin=""):
+        for src in _resolve(str(arg), suffix, frozenset(), "", problems):
             key = (os.path.realpath(src.path), src.hdu)
             if key not in seen:
                 seen.add(key)
                 found.append(src)
+        if errors is None and problems:
+            raise problems[0]
     return found
 
 
-def _resolve(arg: str, suffix: str, lists: frozenset, origin: str) -> list[ImageSource]:
+def _resolve(arg: str, suffix: str, lists: frozenset, origin: str,
+             errors: list) -> list[ImageSource]:
+    """The images `arg` names; a problem is appended to `errors` (an empty result)."""
     where = f" ({origin})" if origin else ""
-    if arg.startswith("@"):
-        return _read_list(arg[1:], suffix, lists, where)
-    if os.path.isdir(arg):
-        return _scan_dir(arg, suffix, where)
-    if os.path.isfile(arg):
+    try:
+        if arg.startswith("@"):
+            return _read_list(arg[1:], suffix, lists, where, errors)
+        if os.path.isdir(arg):
+            return _scan_dir(arg, suffix, where)
+        if os.path.isfile(arg):
+            if arg.lower().endswith(".list"):
+                return _read_list(arg, suffix, lists, where, errors)
+            return [ImageSource(arg)]
+        m = _HDU_SELECTOR.match(arg)
+        if m:
+            path, sel = m.group("path"), m.group("sel").strip()
+            if not re.fullmatch(r"\d+", sel):
+                raise InputError(arg + where,
+                                 f"HDU selector [{sel}] is not a non-negative integer index")
+            if os.path.isdir(path):
+                raise InputError(arg + where, "an HDU index applies to a file, not a directory")
+            if not os.path.isfile(path):
+                raise InputError(path + where, "no such file")
+            return [ImageSource(path, int(sel))]
         if arg.lower().endswith(".list"):
-            return _read_list(arg, suffix, lists, where)
-        return [ImageSource(arg)]
-    m = _HDU_SELECTOR.match(arg)
-    if m:
-        path, sel = m.group("path"), m.group("sel").strip()
-        if not re.fullmatch(r"\d+", sel):
-            raise InputError(arg + where,
-                             f"HDU selector [{sel}] is not a non-negative integer index")
-        if os.path.isdir(path):
-            raise InputError(arg + where, "an HDU index applies to a file, not a directory")
-        if not os.path.isfile(path):
-            raise InputError(path + where, "no such file")
-        return [ImageSource(path, int(sel))]
-    if arg.lower().endswith(".list"):
-        raise InputError(arg + where, "no such list file")
-    raise InputError(arg + where, "no such file or directory")
+            raise InputError(arg + where, "no such list file")
+        raise InputError(arg + where, "no such file or directory")
+    except InputError as exc:
+        errors.append(exc)
+        return []
 
 
-def _read_list(path: str, suffix: str, lists: frozenset, where: str) -> list[ImageSource]:
+def _read_list(path: str, suffix: str, lists: frozenset, where: str,
+               errors: list) -> list[ImageSource]:
     real = os.path.realpath(path)
     if real in lists:
         raise InputError(path + where, "list includes itself")
@@ -190,7 +225,7 @@ def _read_list(path: str, suffix: str, lists: frozenset, where: str) -> list[Ima
         if not entry or entry.startswith("#"):
             continue
         entries += 1
-        out += _resolve(entry, suffix, lists | {real}, f"listed in {path} line {lineno}")
+        out += _resolve(entry, suffix, lists | {real}, f"listed in {path} line {lineno}", errors)
     if not entries:
         raise InputError(path + where, "list names no image")
     return out
@@ -206,6 +241,60 @@ def _scan_dir(path: str, suffix: str, where: str) -> list[ImageSource]:
     if not keep:
         raise InputError(path + where, "no FITS files in directory")
     return [ImageSource(os.path.join(path, n)) for n in keep]
+
+
+def is_output_file(path: str) -> bool:
+    """True if `path` is a FITS file one of whose headers carries :data:`OUTPUT_MARK`.
+
+    Only headers are read; a file that cannot be read is not called an output (reading it
+    as an input then says what is wrong with it).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, mode="readonly", lazy_load_hdus=True) as hdul:
+                return any(OUTPUT_MARK in hdu.header for hdu in hdul)
+    except Exception:                                                 # noqa: BLE001
+        return False
+
+
+def plan_outputs(sources: Sequence[ImageSource], name_output, protect: frozenset):
+    """Check the output of each input before any is processed.
+
+    name_output(source) gives an output path (it may raise OutputError). An input fails
+    here when its output would be any input of the run (`protect`), the output of an
+    earlier input, or in a directory where no file can be created. Returns
+    ``(planned, errors)``: ``[(source, output_path)]`` and InputErrors, in input order.
+    """
+    planned, errors, taken, folders = [], [], {}, {}
+    for source in sources:
+        try:
+            path = name_output(source)
+            try:
+                check_not_input(path, protect)
+            except OutputError:
+                raise OutputError(source.name, f"its output {path} is an input of this run: an "
+                                               "output never replaces an input, whatever "
+                                               "OVERWRITE says (change OUTPUT_SUFFIX or "
+                                               "OUTPUT_DIR)") from None
+            key = os.path.realpath(path)
+            if key in taken:
+                raise OutputError(source.name, f"its output {path} is also the output of "
+                                               f"{taken[key]}; not processed")
+            folder = os.path.dirname(path) or "."
+            if folder not in folders:
+                try:
+                    check_writable(folder)
+                    folders[folder] = None
+                except OutputError as exc:
+                    folders[folder] = exc
+            if folders[folder] is not None:
+                raise OutputError(source.name, f"output {path}: {folders[folder].problem}")
+            taken[key] = source.name
+            planned.append((source, path))
+        except InputError as exc:
+            errors.append(exc)
+    return planned, errors
 
 
 # --------------------------------------------------------------------------------------
@@ -407,6 +496,9 @@ def open_image(source: ImageSource | str) -> Iterator[FitsImage]:
             picked = [source.hdu]
         with _warnings_as_errors(source.path):
             hdus = [_describe_hdu(i, hdul[i], f"{source.path}[{i}]") for i in picked]
+        if any(OUTPUT_MARK in h.header for h in hdus):
+            raise SkippedInput(source.name, f"skipped: a maximask output ({OUTPUT_MARK} card), "
+                                            "not an image to mask")
         if source.hdu is not None and not hdus[0].maskable:
             raise InputError(source.name, f"HDU {source.hdu} is not maskable: "
                                           f"{hdus[0].reason}")
@@ -610,7 +702,8 @@ def _build_hdus(entries: Sequence) -> fits.HDUList:
     return fits.HDUList(out)
 
 
-def write_hdus(path: str, hdus: Sequence, overwrite: bool = False) -> str:
+def write_hdus(path: str, hdus: Sequence, overwrite: bool = False,
+               protect: frozenset = frozenset()) -> str:
     """Write a mask file with the input's HDU structure; return `path`.
 
     `hdus` lists, in the input's order, ``(kind, data_or_None, header)`` tuples (kind one of
@@ -623,38 +716,131 @@ def write_hdus(path: str, hdus: Sequence, overwrite: bool = False) -> str:
     The file is written under a hidden temporary name in the same directory and renamed
     into place when complete, so an interrupted run never leaves a partial mask; on any
     error the temporary file is removed. An existing `path` is left untouched unless
-    `overwrite` (OutputExistsError); an unwritable place raises OutputError.
+    `overwrite` (OutputExistsError); an unwritable place raises OutputError; a `path` that
+    is one of the files in `protect` (see :func:`file_identities`) is never written,
+    whatever `overwrite` says.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         raise OutputError(path, "output path is a directory")
+    check_not_input(path, protect)
     if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(path, "output file already exists; set OVERWRITE Y "
-                                      "(-OVERWRITE Y) to replace it")
+        raise OutputExistsError(path)
     hdul = _build_hdus(hdus)
 
     def refuse_if_created_meanwhile():
         if os.path.lexists(path) and not overwrite:
-            raise OutputExistsError(path, "output file already exists; set OVERWRITE Y "
-                                          "(-OVERWRITE Y) to replace it")
+            raise OutputExistsError(path)
 
     write_atomically(path, lambda tmp: hdul.writeto(tmp, overwrite=True, output_verify="exception"),
-                     before_replace=refuse_if_created_meanwhile)
+                     before_replace=refuse_if_created_meanwhile, protect=protect)
     return path
 
 
-def write_atomically(path: str, write, before_replace=None) -> None:
+def file_identities(paths: Iterable[str]) -> frozenset:
+    """The (device, inode) of each existing file of `paths`: what :func:`check_not_input`
+    protects. Identities, not names, so symbolic and hard links to an input count too."""
+    out = set()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            out.add((st.st_dev, st.st_ino))
+    return frozenset(out)
+
+
+def check_not_input(path: str, protect: frozenset) -> None:
+    """Raise OutputError if `path` is an existing file whose identity is in `protect`."""
+    if not protect:
+        return
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) in protect:
+        raise OutputError(path, "is an input of this run: an output is never written over an "
+                                "input, whatever OVERWRITE says (change OUTPUT_SUFFIX or OUTPUT_DIR)")
+
+
+def check_writable(folder: str) -> None:
+    """Raise OutputError unless a file can be created in `folder` (tried, then removed).
+
+    os.access is not enough: root may "write" anywhere, yet not create a file in /proc.
+    """
+    folder = folder or "."
+    if not os.path.isdir(folder):
+        raise OutputError(folder, "output directory does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".maximask-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(folder, f"cannot create files in this directory: {_describe(exc)}") \
+            from None
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+_TEMPORARY = re.compile(r"^\..+\.tmp-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)$")
+_swept: set = set()
+
+
+def temporary_path(path: str) -> str:
+    """The hidden name `path` is written under before it is renamed into place.
+
+    ``.NAME.tmp-HOST-PID``: the host and process id let a later run on this host remove
+    what a killed process left (:func:`remove_stale_temporaries`) without touching the
+    files of live processes, here or on other hosts sharing the directory.
+    """
+    folder, base = os.path.split(path)
+    return os.path.join(folder, f".{base}.tmp-{_HOST}-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:            # EPERM: someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Remove the temporary outputs that dead processes of this host left in `folder`.
+
+    A process killed with SIGKILL cannot remove its temporary file; the next run that
+    writes into the same directory does. Returns the paths removed.
+    """
+    removed = []
+    try:
+        entries = [e.name for e in os.scandir(folder or ".") if e.name.startswith(".")]
+    except OSError:
+        return removed
+    for name in entries:
+        m = _TEMPORARY.match(name)
+        if m and m.group("host") == _HOST and not _alive(int(m.group("pid"))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+
+def write_atomically(path: str, write, before_replace=None, protect: frozenset = frozenset()) -> None:
     """Write a file through write(temporary_path), then rename it to `path`.
 
-    The temporary file is hidden in `path`'s directory, so the rename is atomic and an
-    interrupted run never leaves a partial output; on any error (or one raised by
-    before_replace(), called just before the rename) it is removed. A missing directory
-    or an OSError while writing or renaming raises OutputError.
+    The temporary file is hidden in `path`'s directory (:func:`temporary_path`), so the
+    rename is atomic and no partial file ever stands under `path`, even if the process is
+    killed; on any error or interruption (or one raised by before_replace(), called just
+    before the rename) it is removed, and what a SIGKILLed run left is removed by the next
+    write into that directory. A missing directory or an OSError while writing or renaming
+    raises OutputError; so does a `path` in `protect` (:func:`check_not_input`).
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         raise OutputError(path, f"output directory {folder} does not exist")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    if folder not in _swept:
+        _swept.add(folder)
+        remove_stale_temporaries(folder)
+    check_not_input(path, protect)
+    tmp = temporary_path(path)
     try:
         try:
             write(tmp)
@@ -662,6 +848,7 @@ def write_atomically(path: str, write, before_replace=None) -> None:
             raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
         if before_replace is not None:
             before_replace()
+        check_not_input(path, protect)
         try:
             os.replace(tmp, path)
         except OSError as exc:

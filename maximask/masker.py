@@ -13,13 +13,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
-
 from . import MODEL_VERSION, __version__, fitsio, kernels
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
 from .engine import open_network
+from .images import pixel_array
+from .progress import progress_bar
 
 #: OUTPUT_TYPE -> (stitch mode, what each output HDU holds)
 OUTPUT_TYPES = {
@@ -77,12 +77,15 @@ class Masker:
         gives the same with a leading planes axis.
         products: a list to which one checkimages.PlaneProducts per plane is appended,
         holding what the configured check-images need.
+
+        Raises TypeError for a path (use :meth:`run_file`), complex or non-numeric data,
+        ValueError for another shape or pixels all zero or all NaN.
         """
-        image = np.asarray(image)
+        return self._run_checked(pixel_array(image), desc, products)
+
+    def _run_checked(self, image, desc=None, products=None):
         if image.ndim == 3:
-            return np.stack([self.run(plane, desc, products) for plane in image])
-        if image.ndim != 2 or min(image.shape) < 1:
-            raise ValueError(f"expected a 2-D image or a 3-D cube, got shape {image.shape}")
+            return np.stack([self._run_checked(plane, desc, products) for plane in image])
         return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
     def _run_plane(self, image, desc, products=None):
@@ -118,10 +121,13 @@ class Masker:
                 kernels.stitch(probs, origins[members], kept.flags, window, "flags",
                                factors=self.factors, thresholds=self.thresholds)
 
-        with ThreadPoolExecutor(network.workers) as pool:
-            for _ in tqdm(pool.map(mask_batch, batches), total=len(batches), desc=desc, unit="batch",
-                          leave=False, disable=self.quiet or len(batches) < 2):
+        pool = ThreadPoolExecutor(network.workers)
+        try:
+            for _ in progress_bar(pool.map(mask_batch, batches), total=len(batches), desc=desc,
+                                  unit="batch", leave=False, quiet=self.quiet or len(batches) < 2):
                 pass
+        finally:  # interrupted: drop the batches not started rather than finish the image
+            pool.shutdown(wait=True, cancel_futures=True)
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
         if products is not None:
@@ -162,13 +168,16 @@ class Masker:
         c = self.config
         return fitsio.output_path(source, c.OUTPUT_DIR or None, c.OUTPUT_SUFFIX)
 
-    def run_file(self, source, log=None):
+    def run_file(self, source, log=None, protect=frozenset()):
         """Mask every image HDU of a FITS file and write the output file; return its path.
 
         source: a path, ``path[N]`` or a :class:`maximask.fitsio.ImageSource`. The output
         keeps the input's HDU structure (tables are not copied). Raises
-        :class:`maximask.fitsio.InputError` (one-line message) on bad input or output.
+        :class:`maximask.fitsio.InputError` (one-line message) on bad input or output
+        (:class:`~maximask.fitsio.SkippedInput` for one of our own outputs).
         log: optional callable taking one line of text (warnings, FULL verbosity).
+        protect: identities (:func:`maximask.fitsio.file_identities`) of files never to be
+        written over, e.g. every input of a run; the input itself always is.
         """
         if isinstance(source, str):
             found = fitsio.find_inputs([source], self.config.OUTPUT_SUFFIX)
@@ -176,10 +185,12 @@ class Masker:
         log = log or (lambda line: None)
         c = self.config
         path = self.output_path(source)
-        if not c.OVERWRITE and os.path.exists(path):
-            raise fitsio.OutputExistsError(path, "output exists; set OVERWRITE Y (-OVERWRITE Y) to replace it")
+        protect = frozenset(protect) | fitsio.file_identities([source.path])
+        fitsio.check_not_input(path, protect)
+        if not c.OVERWRITE and os.path.lexists(path):
+            raise fitsio.OutputExistsError(path)
         cards = self.header_cards()
-        checks = self.checks.for_file(source, path, cards) if self.checks else None
+        checks = self.checks.for_file(source, path, cards, protect) if self.checks else None
         entries, failures = [], []
         with fitsio.open_image(source) as image:
             for info in image.hdus:
@@ -198,12 +209,11 @@ class Masker:
                     nbad = fitsio.check_data(hdu.data, hdu.name)
                 except fitsio.InputError as exc:
                     failures.append(exc)
-                    log(f"{exc}: output left at 0")
                     result = self._empty_like(hdu.data)
                 else:
                     if nbad:
                         log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                    result = self.run(hdu.data, desc=hdu.name, products=products)
+                    result = self._run_checked(hdu.data, desc=hdu.name, products=products)
                     seconds = time.perf_counter() - started
                     if c.VERBOSE_TYPE == "FULL":
                         log(f"{hdu.name}: {hdu.data.size / 1e6:.2f} Mpix in {seconds:.2f} s "
@@ -212,11 +222,14 @@ class Masker:
                 if checks:
                     checks.add(hdu, hdu.data, products)
                 del hdu
-        if failures and len(failures) == len(image.maskable):
-            raise failures[0]  # nothing worth writing
+        if failures and len(failures) == len(image.maskable):  # nothing worth writing
+            raise fitsio.InputError(failures[0].name, f"{failures[0].problem}: nothing to mask, "
+                                                      "no output written")
+        for exc in failures:
+            log(f"{exc}: its output HDU is left at 0")
         if checks:
             log(f"{source.name} -> {', '.join(checks.write())}")
-        return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE)
+        return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE, protect=protect)
 
     def _empty_like(self, data):
         if data.ndim == 3:

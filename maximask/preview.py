@@ -164,8 +164,9 @@ def render(panels, classes, title="", max_side=MAX_SIDE):
     return canvas, lines
 
 
-def save(canvas, lines, path, software=""):
-    """Write the PNG at `path` (complete or absent) with its legend in a text chunk."""
+def save(canvas, lines, path, software="", protect=frozenset()):
+    """Write the PNG at `path` (complete or absent, never over a file of `protect`: see
+    fitsio.write_atomically) with its legend in a text chunk."""
     from PIL.PngImagePlugin import PngInfo
 
     from .fitsio import write_atomically
@@ -174,5 +175,6 @@ def save(canvas, lines, path, software=""):
     info.add_text("Legend", "\n".join(lines))
     if software:
         info.add_text("Software", software)
-    write_atomically(path, lambda tmp: canvas.save(tmp, format="PNG", pnginfo=info))
+    write_atomically(path, lambda tmp: canvas.save(tmp, format="PNG", pnginfo=info),
+                     protect=protect)
     return path

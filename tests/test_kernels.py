@@ -3,6 +3,8 @@
 The background fixtures (tests/data/background_*.npz) hold the reference MaxiMask 1.4.1
 products of seeded fields regenerated here (tools/make_background_fixtures.py).
 """
+import ctypes
+import ctypes.util
 import glob
 import importlib.util
 import math
@@ -35,6 +37,18 @@ def np_sanitize(im):
     im[im > 80000] = 80000
     im[im < -500] = -500
     return im
+
+
+_LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
+_LIBM.asinhf.restype = ctypes.c_float
+_LIBM.asinhf.argtypes = [ctypes.c_float]
+_ASINHF = np.frompyfunc(_LIBM.asinhf, 1, 1)
+
+
+def libm_asinhf(x):
+    """glibc's asinhf itself, element by element (numpy >= 2.4 has its own float32 arcsinh)."""
+    x = np.asarray(x, np.float32)
+    return _ASINHF(x.ravel()).astype(np.float32).reshape(x.shape)
 
 
 def np_mesh_stats(mesh, k=3):
@@ -327,20 +341,19 @@ def test_asinh_compress_equals_numpy():
 
 
 def test_asinh_is_glibc_asinhf_bit_for_bit():
-    """The vectorised asinh equals glibc's asinhf (numpy's float32 arcsinh) on 24M values."""
+    """The vectorised asinh equals glibc's asinhf on 2.4M values (libm called through ctypes)."""
     rng = np.random.default_rng(5)
     x = np.concatenate([
-        rng.uniform(-1e5, 1e5, 8_000_000),
-        rng.uniform(-10, 10, 12_000_000),
-        rng.uniform(-1e-3, 1e-3, 1_000_000),
-        np.exp(rng.uniform(np.log(1e-30), np.log(3e38), 3_000_000)) * rng.choice([-1, 1], 3_000_000),
+        rng.uniform(-1e5, 1e5, 800_000),
+        rng.uniform(-10, 10, 1_200_000),
+        rng.uniform(-1e-3, 1e-3, 100_000),
+        np.exp(rng.uniform(np.log(1e-30), np.log(3e38), 300_000)) * rng.choice([-1, 1], 300_000),
     ]).astype(np.float32)
     edges = np.array([0.0, -0.0, 2.0, -2.0, 2 ** -14, 2 ** 15, 0.41421357, 1e-45, 3.4e38,
                       np.inf, -np.inf], np.float32)
     x = np.concatenate([x, edges, np.nextafter(edges, np.float32(np.inf)),
                         np.nextafter(edges, np.float32(-np.inf))])
-    with np.errstate(over="ignore"):
-        want = np.arcsinh(x)
+    want = libm_asinhf(x)
     got = kernels._glibc_asinhf(x)
     np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
     assert np.isnan(kernels._glibc_asinhf(np.float32([np.nan]))).all()
@@ -348,12 +361,12 @@ def test_asinh_is_glibc_asinhf_bit_for_bit():
 
 def test_asinh_compress_is_exact():
     rng = np.random.default_rng(6)
-    im = rng.normal(100, 300, (1000, 1000)).astype(np.float32)
+    im = rng.normal(100, 300, (500, 500)).astype(np.float32)
     im[::97, ::89] = np.nan
     im[::53, ::7] = rng.uniform(-1e4, 2e5, im[::53, ::7].shape)
     lv = rng.normal(100, 5, im.shape).astype(np.float32)
     sg = rng.uniform(0.01, 30, im.shape).astype(np.float32)
-    want = np.arcsinh((np_sanitize(im) - lv) / sg)
+    want = libm_asinhf((np_sanitize(im) - lv) / sg)
     np.testing.assert_array_equal(kernels.asinh_compress(im, lv, sg), want)
 
 

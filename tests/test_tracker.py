@@ -9,7 +9,7 @@ from astropy.io import fits
 import maximask
 from maximask.cli import main_track
 from maximask.config import TRACK_KEYWORDS, dump
-from maximask.tracker import track_origins
+from maximask.tracker import Tracker, track_origins
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,8 +40,10 @@ def test_prior_correction_and_partial_batches(track_ref):
     np.testing.assert_allclose(corrected, raw / (raw + 19 * (1 - raw)), rtol=1e-6, atol=1e-12)
 
 
-def test_small_images_are_padded_and_scored(track_ref, tracker):
-    score = tracker.score(track_ref["marginal"][:250, :300])
+def test_images_shorter_than_min_side_get_no_score(track_ref, tracker):
+    assert np.isnan(tracker.score(track_ref["marginal"][:250, :300]))
+    assert np.isnan(tracker.score(track_ref["guided"][:5, :800]))
+    score = tracker.score(track_ref["marginal"][:300, :350])  # padded, but scored
     assert 0.0 <= score <= 1.0
 
 
@@ -113,7 +115,42 @@ def test_bad_input_and_keywords(tmp_path, capsys, monkeypatch):
 def test_unwritable_output_fails_in_one_line(track_ref, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fits.PrimaryHDU(track_ref["guided"][:400, :400].astype(np.float32)).writeto("one.fits")
-    assert main_track(["one.fits", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", "nowhere/scores.txt"]) == 1
+    assert main_track(["one.fits", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", "nowhere/scores.txt"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nowhere/scores.txt" in err and "does not exist" in err
+    assert err == "maxitrack: OUTPUT_NAME nowhere/scores.txt: output directory does not exist\n"
     assert sorted(os.listdir(".")) == ["one.fits"]
+
+
+def test_mef_with_an_all_zero_hdu_scores_the_others(track_ref, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    guided = track_ref["guided"][:400, :400].astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((400, 400), np.float32)),
+                  fits.ImageHDU(guided)]).writeto("mef.fits")
+    assert main_track(["mef.fits", "-OUTPUT_TYPE", "JSON"]) == 0
+    err = capsys.readouterr().err
+    assert "maxitrack: mef.fits[1]: all pixels are zero: not scored" in err.splitlines()
+    with open("maxitrack.out") as f:
+        entry = json.load(f)["scores"][0]
+    assert [h["hdu"] for h in entry["hdus"]] == ["mef.fits[2]"]
+    assert entry["score"] == pytest.approx(Tracker().score(guided))
+
+
+def test_strip_smaller_than_min_side_has_no_score_and_says_so(track_ref, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fits.PrimaryHDU(np.tile(track_ref["guided"][:5, :], (1, 4))[:, :3000].astype(np.float32)).writeto(
+        "strip.fits")
+    assert main_track(["strip.fits"]) == 0
+    assert ("maxitrack: strip.fits[0]: 5x3000 pixels, too small to score (both sides >= 300 px "
+            "needed): no score") in capsys.readouterr().err.splitlines()
+    assert open("maxitrack.out").read().splitlines()[-1] == "strip.fits nan"
+    assert main_track(["strip.fits", "-OUTPUT_TYPE", "JSON", "-OUTPUT_NAME", "s.json"]) == 0
+    assert json.load(open("s.json"))["scores"][0]["score"] is None
+
+
+def test_unwritable_output_name_is_found_before_any_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Tracker, "score_file", None)  # scoring a file would crash
+    image = tmp_path / "x.fits"
+    fits.PrimaryHDU(np.ones((400, 400), np.float32)).writeto(image)
+    assert main_track([str(image), "-OUTPUT_NAME", "/proc/scores.txt"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("maxitrack: OUTPUT_NAME /proc/scores.txt: cannot create files") and err.count("\n") == 1
