@@ -1,8 +1,9 @@
-"""The ``maximask`` and ``maxitrack`` commands, AstrOmatic style.
+"""The ``maximask``, ``maxitrack`` and ``maxieval`` commands, AstrOmatic style.
 
     maximask [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maximask -d | -dd | -v | -h
     maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
+    maxieval [-c CONFIG] IMAGE... [-KEYWORD value ...]
 
 Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
 note); 1 some inputs failed (each said in one line on stderr, the others still processed);
@@ -18,7 +19,7 @@ import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError
 from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
@@ -252,6 +253,35 @@ def main_track(argv=None):
 
 def track_entry():
     sys.exit(main_track())
+
+
+
+def _eval_inputs(config, sources, log):
+    from .maxieval import Evaluation, check_outputs, finish
+
+    check_outputs(config)
+    evaluation = Evaluation(config, log)
+
+    def work(source):
+        before = len(evaluation.images)
+        evaluation.run_file(source)
+        done = evaluation.images[before:]
+        log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
+
+    failed = _each_source("maxieval", config, sources, work)
+    if evaluation.images:
+        finish(evaluation)
+    return failed
+
+
+def main_eval(argv=None):
+    """Entry point of ``maxieval``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(EVAL_KEYWORDS, argv, _eval_inputs, "maxieval")
+
+
+def eval_entry():
+    sys.exit(main_eval())
 
 
 if __name__ == "__main__":

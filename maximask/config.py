@@ -42,6 +42,7 @@ __all__ = [
     "SWITCHES",
     "MASK_KEYWORDS",
     "TRACK_KEYWORDS",
+    "EVAL_KEYWORDS",
     "COMMON_KEYWORDS",
     "boolean",
     "integer",
@@ -590,6 +591,67 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     NTHREADS,
     VERBOSE_TYPE,
 ])
+
+
+
+def _check_checkplots(values):
+    types = values["CHECKPLOT_TYPE"]
+    if "NONE" in types and len(types) > 1:
+        raise ConfigError(f"CHECKPLOT_TYPE: NONE cannot be combined with other plots, got "
+                          f"{','.join(types)}", keyword="CHECKPLOT_TYPE")
+
+
+def _mask_keyword(name, section):
+    """A maximask keyword reused by maxieval, in maxieval's section."""
+    return dataclasses.replace(MASK_KEYWORDS.keyword(name), section=section)
+
+
+EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
+    # Samples
+    integer("NSAMPLES", 20, "samples injected per input image (HDU or cube plane)", "Samples",
+            minimum=1),
+    integer("SAMPLE_SIZE", 400, "side of the samples cut from each input (0 = whole image)",
+            "Samples", minimum=0),
+    enumeration_list("INJECT_CLASSES", _DEFAULT_CLASSES, _DEFAULT_CLASSES,
+                     "contaminants injected: " + ",".join(_DEFAULT_CLASSES), "Samples",
+                     min_length=1, max_length=len(_DEFAULT_CLASSES), unique=True),
+    integer("SEED", 0, "random seed of the sample positions and injections", "Samples",
+            minimum=0),
+    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
+           "Samples", minimum=0.0),
+    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
+                "Samples", min_length=0),
+    number("SEEING_FWHM", 0.0, "FWHM of injected stars/trails in pixels (0 = drawn in [2,6])",
+           "Samples", minimum=0.0),
+    # Evaluation
+    dataclasses.replace(_mask_keyword("PRIORS", "Evaluation"),
+                        comment=f"priors in use (maximask PRIORS) for the {NCLASSES} classes"),
+    dataclasses.replace(_mask_keyword("THRESHOLDS", "Evaluation"),
+                        comment=f"thresholds in use (maximask THRESHOLDS) for the {NCLASSES} classes"),
+    boolean("IGNORE_FLAGGED", True,
+            "leave out of scoring the pixels flagged in the clean input (Y/N)", "Evaluation"),
+    integer("LOGIT_BINS", 100000, "histogram bins per class over logit(p) in [-30,20]",
+            "Evaluation", minimum=100, expert=True),
+    # Output
+    string("OUTPUT_NAME", "maxieval",
+           "outputs: <name>.txt, <name>.json, <name>_roc/_mcc/_sample.png", "Output"),
+    enumeration_list("CHECKPLOT_TYPE", ("ROC", "MCC", "SAMPLE"), ("ROC", "MCC", "SAMPLE", "NONE"),
+                     "figures: ROC, MCC, SAMPLE or NONE (needs matplotlib)", "Output",
+                     min_length=1, max_length=3, unique=True),
+    string("SAMPLES_DIR", "", 'directory for the samples as image + truth FITS ("" = none)',
+           "Output"),
+    boolean("OVERWRITE", False, "replace existing output files (Y/N)", "Output"),
+    # Background and tiling
+    BACK_SIZE,
+    _mask_keyword("TILE_SIZE", "Background and tiling"),
+    _mask_keyword("TILE_MARGIN", "Background and tiling"),
+    # Engine
+    BATCH_SIZE,
+    DEVICE,
+    NTHREADS,
+    # Miscellaneous
+    VERBOSE_TYPE,
+], checks=[_check_tiles, _check_checkplots])
 
 
 # --------------------------------------------------------------------------------------------

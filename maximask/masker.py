@@ -89,26 +89,39 @@ class Masker:
         return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
     def _run_plane(self, image, desc, products=None):
-        c = self.config
-        tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
         kept = PlaneProducts()
         if products is not None and self.checks.needs_background:  # the same plane, with maps
-            kept.level, kept.sigma = kernels.estimate_background(image, c.BACK_SIZE)
+            kept.level, kept.sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
             plane = kernels.asinh_compress(image, kept.level, kept.sigma)
         else:
-            plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
+            plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel once
         if products is not None and self.checks.needs_flags:
             kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
-        origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
+        out = self.run_compressed(plane, desc, kept.flags)
+        if self.mode == "weight":
+            out[np.isnan(image)] = 0  # no data there: no weight
+        if products is not None:
+            products.append(kept)
+        return out
+
+    def run_compressed(self, plane, desc=None, all_flags=None):
+        """Mask the network's input plane (h, w) float32, already background-normalised and
+        compressed (``kernels.compress_image`` or ``kernels.asinh_compress`` with another
+        background, as the simulator's realism check does with the clean image's).
+        all_flags: optional zeroed (h, w) int16 array that also gets every class's flags."""
+        c = self.config
+        tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
+        plane = np.ascontiguousarray(plane, dtype=np.float32)
+        origins = kernels.tile_origins(plane.shape[0], plane.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
-        windows, group = np.unique(kernels.tile_windows(image.shape[0], image.shape[1], tile, margin),
+        windows, group = np.unique(kernels.tile_windows(plane.shape[0], plane.shape[1], tile, margin),
                                    axis=0, return_inverse=True)
         batches = []
         for k, window in enumerate(windows):
             members = np.flatnonzero(group.ravel() == k)
             batches += [(window, members[s:s + batch_size]) for s in range(0, len(members), batch_size)]
-        out = self.empty_output(image.shape)
+        out = self.empty_output(plane.shape)
         network = self.network
 
         def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
@@ -117,8 +130,8 @@ class Masker:
             probs = network(tiles, window)
             kernels.stitch(probs, origins[members], out, window, self.mode,
                            classes=self.classes, factors=self.factors, thresholds=self.thresholds)
-            if kept.flags is not None:
-                kernels.stitch(probs, origins[members], kept.flags, window, "flags",
+            if all_flags is not None:
+                kernels.stitch(probs, origins[members], all_flags, window, "flags",
                                factors=self.factors, thresholds=self.thresholds)
 
         pool = ThreadPoolExecutor(network.workers)
@@ -128,10 +141,6 @@ class Masker:
                 pass
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
-        if self.mode == "weight":
-            out[np.isnan(image)] = 0  # no data there: no weight
-        if products is not None:
-            products.append(kept)
         return out
 
     # ------------------------------------------------------------------ files
