@@ -217,7 +217,7 @@ std::int64_t inpaint(const farray& image, const u8array& mask, int method,
     check_2d(image, "image");
     check_same_size(image, mask, "mask");
     check_same_size(image, out, "out");
-    if (method < 0 || method > static_cast<int>(maximask::InpaintMethod::Clipped))
+    if (method < 0 || method > static_cast<int>(maximask::InpaintMethod::ClippedPlane))
         throw std::invalid_argument("unknown inpainting method " + std::to_string(method));
     if (max_radius < 1 || min_valid < 1)
         throw std::invalid_argument("max_radius and min_valid must be >= 1");

@@ -46,7 +46,9 @@ float estimate(const float* image, const std::uint8_t* mask, std::int64_t h, std
     const std::int64_t ya = std::max<std::int64_t>(y - r, 0), yb = std::min(y + r, h - 1);
     const std::int64_t xa = std::max<std::int64_t>(x - r, 0), xb = std::min(x + r, w - 1);
     double lo = -HUGE_VAL, hi = HUGE_VAL;  // the values kept
-    if (method == InpaintMethod::Median || method == InpaintMethod::Clipped) {
+    const bool clip = method == InpaintMethod::Clipped || method == InpaintMethod::ClippedPlane;
+    const bool plane = method == InpaintMethod::Plane || method == InpaintMethod::ClippedPlane;
+    if (method == InpaintMethod::Median || clip) {
         scratch.clear();
         for (std::int64_t yy = ya; yy <= yb; ++yy)
             for (std::int64_t xx = xa; xx <= xb; ++xx)
@@ -74,14 +76,14 @@ float estimate(const float* image, const std::uint8_t* mask, std::int64_t h, std
             const double v = image[i];
             sw += wt;
             sv += wt * v;
-            if (method == InpaintMethod::Plane) {
+            if (plane) {
                 sx += wt * dx; sy += wt * dy;
                 sxx += wt * dx * dx; sxy += wt * dx * dy; syy += wt * dy * dy;
                 sxv += wt * dx * v; syv += wt * dy * v;
             }
         }
     }
-    if (method == InpaintMethod::Plane) {
+    if (plane) {
         // Solve [sw sx sy; sx sxx sxy; sy sxy syy] (a, b, c) = (sv, sxv, syv) for a.
         const double c00 = sxx * syy - sxy * sxy, c01 = sy * sxy - sx * syy,
                      c02 = sx * sxy - sy * sxx;

@@ -12,6 +12,7 @@ enum class InpaintMethod : int {
     Plane = 2,   // Gaussian-weighted least-squares plane a + b dx + c dy, value a
     Median = 3,  // median
     Clipped = 4,  // Gaussian-weighted mean of the pixels within 3 MAD-sigmas of the median
+    ClippedPlane = 5,  // Plane, fitted to the pixels Clipped keeps
 };
 
 // image, mask, out: h * w, row-major. A pixel is replaced where mask != 0; valid

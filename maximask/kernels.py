@@ -174,7 +174,7 @@ def estimate_background(image, mesh_size=200, level=None, sigma=None):
 # --------------------------------------------------------------------------- inpainting
 
 #: Estimators of ``inpaint``, in the kernel's order.
-INPAINT_METHODS = ("gauss", "idw", "plane", "median", "clipped")
+INPAINT_METHODS = ("gauss", "idw", "plane", "median", "clipped", "clipped_plane")
 
 
 def inpaint(image, mask, method="gauss", max_radius=8, min_valid=8, out=None):
@@ -192,7 +192,8 @@ def inpaint(image, mask, method="gauss", max_radius=8, min_valid=8, out=None):
       weights (the gauss mean where the pixels are collinear);
     - "median": the median;
     - "clipped": the gauss mean of the pixels within 3 sigma of the median, sigma = 1.4826
-      times the median absolute deviation (all of them when it is 0).
+      times the median absolute deviation (all of them when it is 0);
+    - "clipped_plane": the plane fitted to the pixels "clipped" keeps.
 
     A masked pixel with no valid pixel within max_radius keeps its value. Unmasked pixels
     are copied bit for bit. out: optional float32 C-contiguous (h, w) array (not image).

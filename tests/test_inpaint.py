@@ -28,15 +28,15 @@ def np_inpaint(image, mask, method, max_radius, min_valid):
         if method == "median":
             out[y, x] = np.float32(np.median(v))
             continue
-        if method == "clipped":
+        if method in ("clipped", "clipped_plane"):
             med = np.median(v)
             spread = 3 * 1.4826 * np.median(np.abs(v - med).astype(np.float32).astype(np.float64))
             if spread > 0:
                 keep = (v >= med - spread) & (v <= med + spread)
-                v, d2 = v[keep], d2[keep]
+                v, d2, dx, dy = v[keep], d2[keep], dx[keep], dy[keep]
         wt = 1 / d2 if method == "idw" else np.exp(-d2 / (2 * (r / 2) ** 2))  # gauss, clipped
-        if method == "plane" and np.linalg.matrix_rank(np.stack([np.ones_like(dx), dx, dy], 1)) == 3:
-            a = np.stack([np.ones_like(dx), dx, dy], 1)
+        a = np.stack([np.ones_like(dx), dx, dy], 1)
+        if method in ("plane", "clipped_plane") and np.linalg.matrix_rank(a) == 3:
             coef = np.linalg.solve(a.T @ (a * wt[:, None]), a.T @ (wt * v))
             out[y, x] = np.float32(coef[0])
         else:
