@@ -21,8 +21,8 @@ from .config import CHECKIMAGE_SUFFIXES, ConfigError, checkimage_is_suffix
 
 #: Inpainting estimator and the number of valid pixels it looks for, chosen by
 #: benchmarks/bench_inpaint.py (see the README's check-image section).
-INPAINT_METHOD = "clipped"
-INPAINT_MIN_VALID = 4
+INPAINT_METHOD = "clipped_plane"
+INPAINT_MIN_VALID = 8
 #: The mask's processing cards that also describe a check-image (not its bits or planes).
 RUN_CARDS = ("MM_VERS", "MM_MODEL", "MM_DATE", "MM_PRIOR", "MM_BACKS")
 

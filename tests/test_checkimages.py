@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image
 
-from maximask import checkimages, kernels, preview
+from maximask import checkimages, fitsio, kernels, preview
 from maximask.classes import ABBREVIATIONS
 from maximask.cli import main_mask
 from maximask.synthetic import make_field
@@ -82,6 +82,7 @@ def test_check_images_keep_the_input_layout_and_wcs(mef_run):
             assert hdr["EXTNAME"] == mef_run["input"][n].header["EXTNAME"]
             assert {k: hdr[k] for k in WCS} == WCS
             assert hdr["MM_CHECK"] == kind and hdr["MM_VERS"] and "MP_CR" not in hdr
+        assert fitsio.is_output_file(out.filename())                 # a later run skips it
 
 
 def test_masks_are_the_same_with_check_images(mef_run):
