@@ -262,13 +262,13 @@ def _eval_inputs(config, sources, log):
     check_outputs(config)
     evaluation = Evaluation(config, log)
 
-    def work(source):
+    def work(source, _output):
         before = len(evaluation.images)
         evaluation.run_file(source)
         done = evaluation.images[before:]
         log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
 
-    failed = _each_source("maxieval", config, sources, work)
+    failed = _each_source("maxieval", config, [(s, None) for s in sources], work, log)
     if evaluation.images:
         finish(evaluation)
     return failed

@@ -235,8 +235,8 @@ def check_outputs(config):
     """Raise before any work if an output exists without OVERWRITE or a directory is missing."""
     for path in output_paths(config).values():
         if os.path.lexists(path) and not config.OVERWRITE:
-            raise fitsio.OutputExistsError(path, "output file already exists; set OVERWRITE Y "
-                                                 "(-OVERWRITE Y) to replace it")
+            raise fitsio.OutputError(path, "output file already exists; set OVERWRITE Y "
+                                           "(-OVERWRITE Y) to replace it")
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
             raise fitsio.OutputError(path, f"output directory {folder} does not exist")
