@@ -24,7 +24,7 @@ from .config import CHECKIMAGE_SUFFIXES, ConfigError, checkimage_is_suffix
 INPAINT_METHOD = "clipped_plane"
 INPAINT_MIN_VALID = 8
 #: The mask's processing cards that also describe a check-image (not its bits or planes).
-RUN_CARDS = ("MM_VERS", "MM_MODEL", "MM_DATE", "MM_PRIOR", "MM_BACKS")
+RUN_CARDS = ("MM_VERS", "MM_MODEL", "MM_WSHA", "MM_DATE", "MM_PRIOR", "MM_BACKS")
 
 
 @dataclasses.dataclass

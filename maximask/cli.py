@@ -20,7 +20,7 @@ import threading
 
 from . import MODEL_VERSION, __version__
 from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
-from .engine import EngineError
+from .engine import EngineError, model_info
 from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
                      write_atomically)
@@ -218,19 +218,23 @@ def write_track_output(config, results, protect=frozenset()):
 
     path = config.OUTPUT_NAME
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    info = model_info("maxitrack", config.NETWORK)
+    model, digest = info["label"], info["weights_sha256"]
+
     def value(score):  # no score (image too small): null in JSON, nan in text
         return score if math.isfinite(score) else None
 
     if config.OUTPUT_TYPE == "JSON":
         text = json.dumps({
-            "software": f"maxitrack {__version__}", "networks": MODEL_VERSION, "date": created,
+            "software": f"maxitrack {__version__}", "networks": model, "weights_sha256": digest,
+            "date": created,
             "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
             "min_side": MIN_SIDE,
             "scores": [{"file": r.name, "score": value(r.score),
                         "hdus": [{"hdu": n, "score": value(s)} for n, s in r.hdus]} for r in results],
         }, indent=1, allow_nan=False) + "\n"
     else:
-        lines = [f"# maxitrack {__version__} ({MODEL_VERSION} networks), {created} UTC",
+        lines = [f"# maxitrack {__version__} ({model} networks, weights SHA-256 {digest[:16]}), {created} UTC",
                  f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
                  "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
                  "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles);",

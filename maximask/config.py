@@ -457,11 +457,13 @@ BATCH_SIZE = integer("BATCH_SIZE", 8, "number of tiles per network call (>= 1)",
 DEVICE = enumeration("DEVICE", "AUTO", ("AUTO", "CPU", "CUDA"),
                      "AUTO (CUDA if available, else CPU), CPU or CUDA", "Engine")
 NTHREADS = integer("NTHREADS", 0, "number of CPU threads (0 = all cores)", "Engine", minimum=0)
+NETWORK = string("NETWORK", "", 'model directory of a fine-tuned network ("" = the packaged one)',
+                 "Engine")
 VERBOSE_TYPE = enumeration("VERBOSE_TYPE", "NORMAL", ("QUIET", "NORMAL", "FULL"),
                            "QUIET, NORMAL (progress per file and HDU) or FULL", "Miscellaneous")
 
 #: The keyword definitions both commands share (reuse them, or dataclasses.replace them).
-COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, VERBOSE_TYPE)}
+COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, NETWORK, VERBOSE_TYPE)}
 
 
 def _check_tiles(values):
@@ -556,6 +558,7 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     BATCH_SIZE,
     DEVICE,
     NTHREADS,
+    NETWORK,
     # Miscellaneous
     VERBOSE_TYPE,
     # Check-images
@@ -589,6 +592,7 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     BATCH_SIZE,
     DEVICE,
     NTHREADS,
+    NETWORK,
     VERBOSE_TYPE,
 ])
 

@@ -13,11 +13,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from . import MODEL_VERSION, __version__, fitsio, kernels
+from . import __version__, fitsio, kernels
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import open_network
+from .engine import model_info, open_network
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -45,7 +45,9 @@ class Masker:
         self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
         # planes follow the class table's order, whatever order CLASSES lists them in
         self.classes = np.array(sorted(ABBREVIATIONS.index(a) for a in c.CLASSES), dtype=np.int64)
-        self.factors = kernels.prior_factors(c.PRIORS) if c.PRIOR_CORRECTION else None
+        self.model = model_info("maximask", c.NETWORK)  # checks a NETWORK directory early
+        self.factors = (kernels.prior_factors(c.PRIORS, self.model["training_priors"])
+                        if c.PRIOR_CORRECTION else None)
         self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
@@ -56,7 +58,8 @@ class Masker:
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0)
+            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0,
+                                         model_dir=c.NETWORK)
         return self._network
 
     @property
@@ -148,9 +151,12 @@ class Masker:
     def header_cards(self):
         """Processing metadata cards for each output HDU: (keyword, value, comment)."""
         c = self.config
+        model, digest = self.model["label"], self.model["weights_sha256"]
         cards = [
             ("MM_VERS", __version__, "maximask version"),
-            ("MM_MODEL", MODEL_VERSION, "network weights"),
+            # a long model directory fills the card (CONTINUE cards beyond 68 characters)
+            ("MM_MODEL", model, "network weights" if len(model) <= 48 else ""),
+            ("MM_WSHA", digest[:16], "SHA-256 of the network weights, first 16 hex"),
             ("MM_DATE", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
              "UTC processing date"),
             ("MM_OTYPE", c.OUTPUT_TYPE, OUTPUT_TYPES[c.OUTPUT_TYPE][1]),
