@@ -25,34 +25,24 @@ def square_half_widths(side):
 def _dilate_rows(mask, half_width):
     """Dilate each row of a bool mask by a centred segment of 2 * half_width + 1 pixels."""
     if half_width == 0:
-        return mask.copy()
+        return mask
     h, w = mask.shape
-    counts = np.zeros((h, w + 1), dtype=np.int32)
-    np.cumsum(mask, axis=1, out=counts[:, 1:])
-    right = np.minimum(np.arange(w) + half_width + 1, w)
-    left = np.maximum(np.arange(w) - half_width, 0)
-    return counts[:, right] > counts[:, left]
-
-
-def _shift_rows(mask, dy):
-    """mask moved down by dy rows (up if negative), False shifted in."""
-    out = np.zeros_like(mask)
-    if dy >= 0:
-        out[dy:] = mask[:mask.shape[0] - dy]
-    else:
-        out[:dy] = mask[-dy:]
-    return out
+    counts = np.zeros((h, w + 2 * half_width + 1), dtype=np.int32)
+    np.cumsum(np.pad(mask, ((0, 0), (half_width, half_width))), axis=1, out=counts[:, 1:])
+    return counts[:, 2 * half_width + 1:] > counts[:, :w]
 
 
 def dilate(mask, rows):
     """Binary dilation of `mask` by the symmetric element given as {dy: half_width}."""
     mask = np.asarray(mask, dtype=bool)
+    h = mask.shape[0]
     out = np.zeros_like(mask)
     by_width = {}
     for dy, half_width in rows.items():
         if half_width not in by_width:
             by_width[half_width] = _dilate_rows(mask, half_width)
-        out |= _shift_rows(by_width[half_width], dy)
+        if abs(dy) < h:  # out[y] |= row-dilated mask[y - dy]
+            out[max(dy, 0):h + min(dy, 0)] |= by_width[half_width][max(-dy, 0):h - max(dy, 0)]
     return out
 
 
@@ -68,21 +58,15 @@ def disk_mean(image, diameter):
     """
     image = np.asarray(image, dtype=np.float64)
     h, w = image.shape
-    sums = np.zeros_like(image)
-    weights = np.zeros_like(image)
-    rows = np.zeros((h, w + 1))
-    np.cumsum(image, axis=1, out=rows[:, 1:])
-    ones = np.zeros((h, w + 1))
-    ones[:, 1:] = np.arange(1, w + 1)
-    for dy, half_width in disk_half_widths(diameter).items():
-        right = np.minimum(np.arange(w) + half_width + 1, w)
-        left = np.maximum(np.arange(w) - half_width, 0)
-        segment = rows[:, right] - rows[:, left]
-        count = np.broadcast_to(right - left, (h, w)).astype(np.float64)
-        src = slice(max(-dy, 0), h - max(dy, 0))
-        dst = slice(max(dy, 0), h - max(-dy, 0))
-        sums[dst] += segment[src]
-        weights[dst] += count[src]
+    rows = disk_half_widths(diameter)
+    r = max(rows)
+    sums, weights = np.zeros_like(image), np.zeros_like(image)
+    for plane, total in ((image, sums), (np.ones_like(image), weights)):
+        cumulative = np.zeros((h + 2 * r, w + 2 * r + 1))
+        np.cumsum(np.pad(plane, r), axis=1, out=cumulative[:, 1:])
+        for dy, half_width in rows.items():  # the row segment of the disk, dy rows away
+            band = cumulative[r + dy:r + dy + h]
+            total += band[:, r + half_width + 1:r + half_width + 1 + w] - band[:, r - half_width:r - half_width + w]
     return sums / weights
 
 
@@ -143,11 +127,11 @@ def gaussian_random_field(shape, rng, spectrum):
     """A zero-mean, unit-variance Gaussian random field with power ``spectrum(k)``.
 
     k is the spatial frequency in cycles per pixel (the k = 0 term is removed). The field is
-    periodic over a grid twice the image size, of which one quadrant is returned, so that
-    opposite edges are not forced to match.
+    periodic over a grid a quarter larger than the image, of which the image's part is
+    returned, so that opposite edges are not forced to match.
     """
     h, w = shape
-    gh, gw = 2 * h, 2 * w
+    gh, gw = _fast_size(h + h // 4), _fast_size(w + w // 4)
     ky = np.fft.fftfreq(gh)[:, None]
     kx = np.fft.rfftfreq(gw)[None, :]
     k = np.hypot(ky, kx)
