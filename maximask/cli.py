@@ -159,6 +159,7 @@ def _mask_inputs(config, sources, log):
     if config.OUTPUT_DIR:
         _check_output_dir(config.OUTPUT_DIR)
     masker = Masker(config)
+    masker.checks.check_inputs(sources)
     masker.network  # a device that cannot start is said once, before any file is read
     protect = file_identities(s.path for s in sources)
     planned, errors = plan_outputs(sources, masker.output_path, protect)

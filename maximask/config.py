@@ -476,6 +476,57 @@ def _check_tiles(values):
 
 _DEFAULT_CLASSES = tuple(a for a in ABBREVIATIONS if a not in ("BBG", "BG"))
 
+#: Check-image types (NONE alone: none) and the default suffix of each one's file.
+CHECKIMAGE_SUFFIXES = {
+    "CLEANED": ".cleaned.fits",
+    "PREVIEW": ".preview.png",
+    "BACKGROUND": ".back.fits",
+    "BACKGROUND_RMS": ".backrms.fits",
+}
+_CHECKIMAGE_TYPES = ("NONE",) + tuple(CHECKIMAGE_SUFFIXES)
+#: Classes CLEAN_CLASSES may name: BBG (sources) and BG are the image itself.
+CLEANABLE_CLASSES = tuple(a for a in ABBREVIATIONS if a not in ("BBG", "BG"))
+
+
+def checkimage_is_suffix(name):
+    """True when a CHECKIMAGE_NAME is a suffix (starts with "." or "_"), not a file name."""
+    return name.startswith((".", "_"))
+
+
+def _check_checkimages(values):
+    types, names = values["CHECKIMAGE_TYPE"], values["CHECKIMAGE_NAME"]
+    if "NONE" in types and len(types) > 1:
+        raise ConfigError(f"CHECKIMAGE_TYPE: NONE cannot be combined with other types, got "
+                          f"{','.join(types)}", keyword="CHECKIMAGE_TYPE")
+    if not names or types == ("NONE",):
+        return
+    if len(names) != len(types):
+        got = f"{len(names)} name{'' if len(names) == 1 else 's'}"
+        raise ConfigError(f"CHECKIMAGE_NAME: one name per CHECKIMAGE_TYPE expected, got {got} "
+                          f"for {len(types)} types ({','.join(types)})",
+                          keyword="CHECKIMAGE_NAME")
+    for kind, name in zip(types, names):
+        ending = (".png",) if kind == "PREVIEW" else (".fits", ".fit", ".fts")
+        problem = None
+        if not name.lower().endswith(ending):
+            problem = f"a {kind} name must end with {' or '.join(ending)}"
+        elif name == values["OUTPUT_SUFFIX"]:
+            problem = "it is the OUTPUT_SUFFIX of the main output"
+        elif checkimage_is_suffix(name) and os.sep in name:
+            problem = "a suffix cannot contain a directory"
+        elif not checkimage_is_suffix(name):
+            folder = os.path.dirname(name) or "."
+            if os.path.isdir(name):
+                problem = "it is a directory"
+            elif not os.path.isdir(folder):
+                problem = f"directory {folder} does not exist"
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                problem = f"directory {folder} is not writable"
+        if problem:
+            raise ConfigError(f"CHECKIMAGE_NAME: cannot write {kind} to {name}: {problem}",
+                              keyword="CHECKIMAGE_NAME")
+
+
 MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     # Output
     enumeration("OUTPUT_TYPE", "FLAGS", ("FLAGS", "MASKS", "PROBA", "WEIGHT"),
@@ -510,7 +561,21 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     NETWORK,
     # Miscellaneous
     VERBOSE_TYPE,
-], checks=[_check_tiles])
+    # Check-images
+    enumeration_list("CHECKIMAGE_TYPE", ("NONE",), _CHECKIMAGE_TYPES,
+                     "NONE or a list of " + ",".join(CHECKIMAGE_SUFFIXES), "Check-images",
+                     max_length=len(CHECKIMAGE_SUFFIXES), unique=True),
+    string_list("CHECKIMAGE_NAME", (), "one file name or suffix (.x or _x) per type; "
+                '"" = ' + ",".join(CHECKIMAGE_SUFFIXES.values()), "Check-images",
+                min_length=0, unique=True),
+    enumeration_list("CLEAN_CLASSES", ("CR", "HCL", "DCL", "HP", "DP"), CLEANABLE_CLASSES,
+                     "classes inpainted in CLEANED: " + ",".join(CLEANABLE_CLASSES),
+                     "Check-images", max_length=len(CLEANABLE_CLASSES), unique=True),
+    integer("CLEAN_RADIUS", 8, "[pixel] farthest valid pixel used to inpaint (CLEANED)",
+            "Check-images", minimum=1, maximum=64, expert=True),
+    integer("PREVIEW_SIZE", 2048, "[pixel] largest side of the PREVIEW's image grid",
+            "Check-images", minimum=64, expert=True),
+], checks=[_check_tiles, _check_checkimages])
 
 TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     number("PRIOR", 0.05, "expected fraction of images with tracking errors, in (0,1)",

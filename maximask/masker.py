@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from . import __version__, fitsio, kernels
+from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
 from .engine import model_info, open_network
@@ -50,6 +51,7 @@ class Masker:
         self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
+        self.checks = CheckImages(self.config)
         self._network = None
 
     @property
@@ -70,34 +72,46 @@ class Masker:
         """A zeroed output for a 2-D image of `shape` (see maximask.kernels.output_array)."""
         return kernels.output_array(self.mode, shape, len(self.classes), self.flag_dtype)
 
-    def run(self, image, desc=None):
+    def run(self, image, desc=None, products=None):
         """Mask a 2-D image (h, w) or a cube (planes, h, w) of pixel values (ADU).
 
         Returns, per plane: FLAGS (h, w) int16; MASKS (K, h, w) uint8; PROBA (K, h, w)
         float32; WEIGHT (h, w) uint8 — K the selected classes in class-table order; a cube
         gives the same with a leading planes axis.
+        products: a list to which one checkimages.PlaneProducts per plane is appended,
+        holding what the configured check-images need.
 
         Raises TypeError for a path (use :meth:`run_file`), complex or non-numeric data,
         ValueError for another shape or pixels all zero or all NaN.
         """
-        return self._run_checked(pixel_array(image), desc)
+        return self._run_checked(pixel_array(image), desc, products)
 
-    def _run_checked(self, image, desc=None):
+    def _run_checked(self, image, desc=None, products=None):
         if image.ndim == 3:
-            return np.stack([self._run_checked(plane, desc) for plane in image])
-        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc)
+            return np.stack([self._run_checked(plane, desc, products) for plane in image])
+        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
-    def _run_plane(self, image, desc):
-        plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel compressed once
-        out = self.run_compressed(plane, desc)
+    def _run_plane(self, image, desc, products=None):
+        kept = PlaneProducts()
+        if products is not None and self.checks.needs_background:  # the same plane, with maps
+            kept.level, kept.sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
+            plane = kernels.asinh_compress(image, kept.level, kept.sigma)
+        else:
+            plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel once
+        if products is not None and self.checks.needs_flags:
+            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
+        out = self.run_compressed(plane, desc, kept.flags)
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
+        if products is not None:
+            products.append(kept)
         return out
 
-    def run_compressed(self, plane, desc=None):
+    def run_compressed(self, plane, desc=None, all_flags=None):
         """Mask the network's input plane (h, w) float32, already background-normalised and
         compressed (``kernels.compress_image`` or ``kernels.asinh_compress`` with another
-        background, as the simulator's realism check does with the clean image's)."""
+        background, as the simulator's realism check does with the clean image's).
+        all_flags: optional zeroed (h, w) int16 array that also gets every class's flags."""
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
         plane = np.ascontiguousarray(plane, dtype=np.float32)
@@ -116,8 +130,12 @@ class Masker:
         def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
             window, members = batch
             tiles = kernels.extract_tiles(plane, origins[members], tile)
-            kernels.stitch(network(tiles, window), origins[members], out, window, self.mode,
+            probs = network(tiles, window)
+            kernels.stitch(probs, origins[members], out, window, self.mode,
                            classes=self.classes, factors=self.factors, thresholds=self.thresholds)
+            if all_flags is not None:
+                kernels.stitch(probs, origins[members], all_flags, window, "flags",
+                               factors=self.factors, thresholds=self.thresholds)
 
         pool = ThreadPoolExecutor(network.workers)
         try:
@@ -187,16 +205,20 @@ class Masker:
         if not c.OVERWRITE and os.path.lexists(path):
             raise fitsio.OutputExistsError(path)
         cards = self.header_cards()
+        checks = self.checks.for_file(source, path, cards, protect) if self.checks else None
         entries, failures = [], []
         with fitsio.open_image(source) as image:
             for info in image.hdus:
                 if not info.maskable:
                     if info.kind == "primary":
                         entries.append(("primary", None, fitsio.output_header(info.header)))
+                        if checks:
+                            checks.add_empty(info)
                     else:
                         log(f"{info.name}: not copied ({info.reason})")
                     continue
                 hdu = image.read(info)
+                products = [] if checks else None
                 started = time.perf_counter()
                 try:
                     nbad = fitsio.check_data(hdu.data, hdu.name)
@@ -206,18 +228,22 @@ class Masker:
                 else:
                     if nbad:
                         log(f"{hdu.name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                    result = self._run_checked(hdu.data, desc=hdu.name)
+                    result = self._run_checked(hdu.data, desc=hdu.name, products=products)
                     seconds = time.perf_counter() - started
                     if c.VERBOSE_TYPE == "FULL":
                         log(f"{hdu.name}: {hdu.data.size / 1e6:.2f} Mpix in {seconds:.2f} s "
                             f"({hdu.data.size / 1e6 / seconds:.2f} Mpix/s, {self.network.provider})")
                 entries.append((info.kind, result, fitsio.output_header(info.header, cards)))
+                if checks:
+                    checks.add(hdu, hdu.data, products)
                 del hdu
         if failures and len(failures) == len(image.maskable):  # nothing worth writing
             raise fitsio.InputError(failures[0].name, f"{failures[0].problem}: nothing to mask, "
                                                       "no output written")
         for exc in failures:
             log(f"{exc}: its output HDU is left at 0")
+        if checks:
+            log(f"{source.name} -> {', '.join(checks.write())}")
         return fitsio.write_hdus(path, entries, overwrite=c.OVERWRITE, protect=protect)
 
     def _empty_like(self, data):
