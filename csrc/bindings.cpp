@@ -12,6 +12,7 @@
 
 #include "background.h"
 #include "flags.h"
+#include "inpaint.h"
 #include "normalize.h"
 #include "tiles.h"
 
@@ -19,6 +20,7 @@ namespace py = pybind11;
 using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using i64array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 using i32array = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>;
+using u8array = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 template <class T>
 using outarray = py::array_t<T, py::array::c_style>;
 
@@ -210,6 +212,24 @@ void stitch(const farray& batch, const i64array& origins, std::int64_t y0, std::
     maximask::stitch<T>(bt, n, nch, batch.shape(2), batch.shape(3), y0, x0, org, h, w, pp, o);
 }
 
+std::int64_t inpaint(const farray& image, const u8array& mask, int method,
+                     std::int64_t max_radius, std::int64_t min_valid, outarray<float> out) {
+    check_2d(image, "image");
+    check_same_size(image, mask, "mask");
+    check_same_size(image, out, "out");
+    if (method < 0 || method > static_cast<int>(maximask::InpaintMethod::ClippedPlane))
+        throw std::invalid_argument("unknown inpainting method " + std::to_string(method));
+    if (max_radius < 1 || min_valid < 1)
+        throw std::invalid_argument("max_radius and min_valid must be >= 1");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    const float* im = image.data();
+    const std::uint8_t* mk = mask.data();
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    return maximask::inpaint(im, mk, h, w, static_cast<maximask::InpaintMethod>(method),
+                             max_radius, min_valid, o);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -236,6 +256,9 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("extract_tiles", &extract_tiles, py::arg("image"), py::arg("level"), py::arg("sigma"),
           py::arg("origins"), py::arg("tile"), py::arg("fill"), py::arg("out"),
           "Copy (or normalise and compress) tiles into out (N, 1, T, T).");
+    m.def("inpaint", &inpaint, py::arg("image"), py::arg("mask"), py::arg("method"),
+          py::arg("max_radius"), py::arg("min_valid"), py::arg("out").noconvert(),
+          "Replace the masked pixels by interpolation into out; returns the number left.");
     const char* sd = "Stitch a batch (N, C, h, w) of tile windows at (y0, x0) into out.";
 #define MAXIMASK_DEF_STITCH(T)                                                                 \
     m.def("stitch", &stitch<T>, py::arg("batch"), py::arg("origins"), py::arg("y0"),          \

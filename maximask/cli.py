@@ -1,8 +1,9 @@
-"""The ``maximask`` and ``maxitrack`` commands, AstrOmatic style.
+"""The ``maximask``, ``maxitrack`` and ``maxieval`` commands, AstrOmatic style.
 
     maximask [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maximask -d | -dd | -v | -h
     maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
+    maxieval [-c CONFIG] IMAGE... [-KEYWORD value ...]
 
 Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
 note); 1 some inputs failed (each said in one line on stderr, the others still processed);
@@ -18,8 +19,8 @@ import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
-from .engine import EngineError
+from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .engine import EngineError, model_info
 from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
                      write_atomically)
@@ -103,6 +104,9 @@ def run_command(spec, argv, process, prog):
     except (ConfigError, EngineError) as exc:
         say(prog, exc)
         return 2
+    except OutputExistsError as exc:
+        say(prog, _exists(exc))
+        return 1
     except (InputError, OSError) as exc:
         say(prog, exc)
         return 1
@@ -116,6 +120,11 @@ def run_command(spec, argv, process, prog):
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 1 if failed else 0
+
+
+def _exists(exc):
+    """OutputExistsError in the commands' terms (the exception speaks the API's)."""
+    return f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it"
 
 
 def _each_source(prog, config, planned, work, log):
@@ -137,7 +146,7 @@ def _report_failure(prog, exc, log):
         log(exc)
         return 0
     if isinstance(exc, OutputExistsError):
-        say(prog, f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it")
+        say(prog, _exists(exc))
     else:
         say(prog, exc)
     return 1
@@ -157,6 +166,7 @@ def _mask_inputs(config, sources, log):
         _check_output_dir(config.OUTPUT_DIR)
     masker = Masker(config)
     on_cluster = config.CLUSTER.upper() != "NONE"
+    masker.checks.check_inputs(sources)
     if not on_cluster:  # on a cluster, the workers open the network
         masker.network  # a device that cannot start is said once, before any file is read
     protect = file_identities(s.path for s in sources)
@@ -243,19 +253,23 @@ def write_track_output(config, results, protect=frozenset()):
 
     path = config.OUTPUT_NAME
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    info = model_info("maxitrack", config.NETWORK)
+    model, digest = info["label"], info["weights_sha256"]
+
     def value(score):  # no score (image too small): null in JSON, nan in text
         return score if math.isfinite(score) else None
 
     if config.OUTPUT_TYPE == "JSON":
         text = json.dumps({
-            "software": f"maxitrack {__version__}", "networks": MODEL_VERSION, "date": created,
+            "software": f"maxitrack {__version__}", "networks": model, "weights_sha256": digest,
+            "date": created,
             "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
             "min_side": MIN_SIDE,
             "scores": [{"file": r.name, "score": value(r.score),
                         "hdus": [{"hdu": n, "score": value(s)} for n, s in r.hdus]} for r in results],
         }, indent=1, allow_nan=False) + "\n"
     else:
-        lines = [f"# maxitrack {__version__} ({MODEL_VERSION} networks), {created} UTC",
+        lines = [f"# maxitrack {__version__} ({model} networks, weights SHA-256 {digest[:16]}), {created} UTC",
                  f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
                  "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
                  "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles);",
@@ -278,6 +292,37 @@ def main_track(argv=None):
 
 def track_entry():
     sys.exit(main_track())
+
+
+
+def _eval_inputs(config, sources, log):
+    from .maxieval import Evaluation, check_outputs, finish
+
+    protect = file_identities(s.path for s in sources)
+    check_outputs(config, protect)
+    evaluation = Evaluation(config, log, protect)
+    evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
+
+    def work(source, output):
+        before = len(evaluation.images)
+        evaluation.run_file(source)
+        done = evaluation.images[before:]
+        log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
+
+    failed = _each_source("maxieval", config, [(s, None) for s in sources], work, log)
+    if evaluation.images:
+        finish(evaluation)
+    return failed
+
+
+def main_eval(argv=None):
+    """Entry point of ``maxieval``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(EVAL_KEYWORDS, argv, _eval_inputs, "maxieval")
+
+
+def eval_entry():
+    sys.exit(main_eval())
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "SWITCHES",
     "MASK_KEYWORDS",
     "TRACK_KEYWORDS",
+    "EVAL_KEYWORDS",
     "COMMON_KEYWORDS",
     "boolean",
     "integer",
@@ -456,6 +457,8 @@ BATCH_SIZE = integer("BATCH_SIZE", 8, "number of tiles per network call (>= 1)",
 DEVICE = enumeration("DEVICE", "AUTO", ("AUTO", "CPU", "CUDA"),
                      "AUTO (CUDA if available, else CPU), CPU or CUDA", "Engine")
 NTHREADS = integer("NTHREADS", 0, "number of CPU threads (0 = all cores)", "Engine", minimum=0)
+NETWORK = string("NETWORK", "", 'model directory of a fine-tuned network ("" = the packaged one)',
+                 "Engine")
 VERBOSE_TYPE = enumeration("VERBOSE_TYPE", "NORMAL", ("QUIET", "NORMAL", "FULL"),
                            "QUIET, NORMAL (progress per file and HDU) or FULL", "Miscellaneous")
 
@@ -465,7 +468,7 @@ NWORKERS = integer("NWORKERS", 0, "Dask workers of CLUSTER LOCAL (0 = one per co
                    minimum=0)
 
 #: The keyword definitions both commands share (reuse them, or dataclasses.replace them).
-COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, VERBOSE_TYPE,
+COMMON_KEYWORDS = {kw.name: kw for kw in (BACK_SIZE, BATCH_SIZE, DEVICE, NTHREADS, NETWORK, VERBOSE_TYPE,
                                           CLUSTER, NWORKERS)}
 
 _CLUSTER_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?[^\s:/]+:[0-9]+$", re.IGNORECASE)
@@ -489,6 +492,57 @@ def _check_tiles(values):
 
 
 _DEFAULT_CLASSES = tuple(a for a in ABBREVIATIONS if a not in ("BBG", "BG"))
+
+#: Check-image types (NONE alone: none) and the default suffix of each one's file.
+CHECKIMAGE_SUFFIXES = {
+    "CLEANED": ".cleaned.fits",
+    "PREVIEW": ".preview.png",
+    "BACKGROUND": ".back.fits",
+    "BACKGROUND_RMS": ".backrms.fits",
+}
+_CHECKIMAGE_TYPES = ("NONE",) + tuple(CHECKIMAGE_SUFFIXES)
+#: Classes CLEAN_CLASSES may name: BBG (sources) and BG are the image itself.
+CLEANABLE_CLASSES = tuple(a for a in ABBREVIATIONS if a not in ("BBG", "BG"))
+
+
+def checkimage_is_suffix(name):
+    """True when a CHECKIMAGE_NAME is a suffix (starts with "." or "_"), not a file name."""
+    return name.startswith((".", "_"))
+
+
+def _check_checkimages(values):
+    types, names = values["CHECKIMAGE_TYPE"], values["CHECKIMAGE_NAME"]
+    if "NONE" in types and len(types) > 1:
+        raise ConfigError(f"CHECKIMAGE_TYPE: NONE cannot be combined with other types, got "
+                          f"{','.join(types)}", keyword="CHECKIMAGE_TYPE")
+    if not names or types == ("NONE",):
+        return
+    if len(names) != len(types):
+        got = f"{len(names)} name{'' if len(names) == 1 else 's'}"
+        raise ConfigError(f"CHECKIMAGE_NAME: one name per CHECKIMAGE_TYPE expected, got {got} "
+                          f"for {len(types)} types ({','.join(types)})",
+                          keyword="CHECKIMAGE_NAME")
+    for kind, name in zip(types, names):
+        ending = (".png",) if kind == "PREVIEW" else (".fits", ".fit", ".fts")
+        problem = None
+        if not name.lower().endswith(ending):
+            problem = f"a {kind} name must end with {' or '.join(ending)}"
+        elif name == values["OUTPUT_SUFFIX"]:
+            problem = "it is the OUTPUT_SUFFIX of the main output"
+        elif checkimage_is_suffix(name) and os.sep in name:
+            problem = "a suffix cannot contain a directory"
+        elif not checkimage_is_suffix(name):
+            folder = os.path.dirname(name) or "."
+            if os.path.isdir(name):
+                problem = "it is a directory"
+            elif not os.path.isdir(folder):
+                problem = f"directory {folder} does not exist"
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                problem = f"directory {folder} is not writable"
+        if problem:
+            raise ConfigError(f"CHECKIMAGE_NAME: cannot write {kind} to {name}: {problem}",
+                              keyword="CHECKIMAGE_NAME")
+
 
 MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     # Output
@@ -521,12 +575,27 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     BATCH_SIZE,
     DEVICE,
     NTHREADS,
+    NETWORK,
     # Miscellaneous
     VERBOSE_TYPE,
+    # Check-images
+    enumeration_list("CHECKIMAGE_TYPE", ("NONE",), _CHECKIMAGE_TYPES,
+                     "NONE or a list of " + ",".join(CHECKIMAGE_SUFFIXES), "Check-images",
+                     max_length=len(CHECKIMAGE_SUFFIXES), unique=True),
+    string_list("CHECKIMAGE_NAME", (), "one file name or suffix (.x or _x) per type; "
+                '"" = ' + ",".join(CHECKIMAGE_SUFFIXES.values()), "Check-images",
+                min_length=0, unique=True),
+    enumeration_list("CLEAN_CLASSES", ("CR", "HCL", "DCL", "HP", "DP"), CLEANABLE_CLASSES,
+                     "classes inpainted in CLEANED: " + ",".join(CLEANABLE_CLASSES),
+                     "Check-images", max_length=len(CLEANABLE_CLASSES), unique=True),
+    integer("CLEAN_RADIUS", 8, "[pixel] farthest valid pixel used to inpaint (CLEANED)",
+            "Check-images", minimum=1, maximum=64, expert=True),
+    integer("PREVIEW_SIZE", 2048, "[pixel] largest side of the PREVIEW's image grid",
+            "Check-images", minimum=64, expert=True),
     # Cluster (Dask)
     CLUSTER,
     NWORKERS,
-], checks=[_check_tiles, _check_cluster])
+], checks=[_check_tiles, _check_checkimages, _check_cluster])
 
 TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     number("PRIOR", 0.05, "expected fraction of images with tracking errors, in (0,1)",
@@ -543,10 +612,73 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
     BATCH_SIZE,
     DEVICE,
     NTHREADS,
+    NETWORK,
     VERBOSE_TYPE,
     CLUSTER,
     NWORKERS,
 ], checks=[_check_cluster])
+
+
+
+def _check_checkplots(values):
+    types = values["CHECKPLOT_TYPE"]
+    if "NONE" in types and len(types) > 1:
+        raise ConfigError(f"CHECKPLOT_TYPE: NONE cannot be combined with other plots, got "
+                          f"{','.join(types)}", keyword="CHECKPLOT_TYPE")
+
+
+def _mask_keyword(name, section):
+    """A maximask keyword reused by maxieval, in maxieval's section."""
+    return dataclasses.replace(MASK_KEYWORDS.keyword(name), section=section)
+
+
+EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
+    # Samples
+    integer("NSAMPLES", 20, "samples injected per input image (HDU or cube plane)", "Samples",
+            minimum=1),
+    integer("SAMPLE_SIZE", 400, "side of the samples cut from each input (0 = whole image)",
+            "Samples", minimum=0),
+    enumeration_list("INJECT_CLASSES", _DEFAULT_CLASSES, _DEFAULT_CLASSES,
+                     "contaminants injected: " + ",".join(_DEFAULT_CLASSES), "Samples",
+                     min_length=1, max_length=len(_DEFAULT_CLASSES), unique=True),
+    integer("SEED", 0, "random seed of the sample positions and injections", "Samples",
+            minimum=0),
+    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
+           "Samples", minimum=0.0),
+    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
+                "Samples", min_length=0),
+    number("SEEING_FWHM", 0.0, "FWHM of injected stars/trails in pixels (0 = drawn in [2,6])",
+           "Samples", minimum=0.0),
+    # Evaluation
+    dataclasses.replace(_mask_keyword("PRIORS", "Evaluation"),
+                        comment=f"priors in use (maximask PRIORS) for the {NCLASSES} classes"),
+    dataclasses.replace(_mask_keyword("THRESHOLDS", "Evaluation"),
+                        comment=f"thresholds in use (maximask THRESHOLDS) for the {NCLASSES} classes"),
+    boolean("IGNORE_FLAGGED", True,
+            "leave out of scoring the pixels flagged in the clean input (Y/N)", "Evaluation"),
+    integer("LOGIT_BINS", 100000, "histogram bins per class over logit(p) in [-30,20]",
+            "Evaluation", minimum=100, expert=True),
+    # Output
+    string("OUTPUT_NAME", "maxieval",
+           "outputs: <name>.txt, <name>.json, <name>_roc/_mcc/_sample.png", "Output"),
+    enumeration_list("CHECKPLOT_TYPE", ("ROC", "MCC", "SAMPLE"), ("ROC", "MCC", "SAMPLE", "NONE"),
+                     "figures: ROC, MCC, SAMPLE or NONE (needs matplotlib)", "Output",
+                     min_length=1, max_length=3, unique=True),
+    string("SAMPLES_DIR", "", 'directory for the samples as image + truth FITS ("" = none)',
+           "Output"),
+    boolean("OVERWRITE", False, "replace existing output files (Y/N)", "Output"),
+    # Background and tiling
+    BACK_SIZE,
+    _mask_keyword("TILE_SIZE", "Background and tiling"),
+    _mask_keyword("TILE_MARGIN", "Background and tiling"),
+    # Engine
+    BATCH_SIZE,
+    DEVICE,
+    NTHREADS,
+    NETWORK,
+    # Miscellaneous
+    VERBOSE_TYPE,
+], checks=[_check_tiles, _check_checkplots])
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,12 +4,24 @@ Devices: ``CPU``, ``CUDA`` (needs the ``onnxruntime-gpu`` package and a GPU), or
 (CUDA when available, else CPU). The provider that actually runs is reported by
 ``Network.provider``.
 """
+import json
 import os
 
 import numpy as np
 import onnxruntime as ort
 
+from . import MODEL_VERSION
+from .classes import TRAINING_PRIORS
+
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+#: The description a model directory carries (written by maximask.training.export).
+MODEL_INFO_FILE = "model.json"
+#: SHA-256 of the packaged networks' weights (maximask.onnx_graphs.weights_digest; a test
+#: recomputes them), the identity a model directory's model.json gives as weights_sha256.
+PACKAGED_WEIGHTS_SHA256 = {
+    "maximask": "60c73a239e208abb89d69958a92edcb196c7ad7d0eccbb0101249edef9c93f3f",
+    "maxitrack": "49acec63b8d5cbe93f7db170fb089d1fe24933cef6a8c18c47e6cf99de7cfccd",
+}
 DEVICES = ("AUTO", "CPU", "CUDA")
 #: Pixels in flight on the CPU (N x H x W, over all concurrent runs): about 0.5 GB of activations.
 CPU_MAX_PIXELS = 1 << 19
@@ -28,18 +40,66 @@ class EngineError(RuntimeError):
     """A network cannot be run as asked (missing model file, unavailable device)."""
 
 
-def model_path(name, device="CPU"):
-    """Path of the packaged ONNX model ``name`` ('maximask' or 'maxitrack') for ``device``.
+def model_path(name, device="CPU", model_dir=None):
+    """Path of the ONNX model ``name`` ('maximask' or 'maxitrack') for ``device``.
 
-    On CUDA, MaxiMask runs its own graph, ``maximask_cuda.onnx``: the same network and
-    weights (``maximask.weights``, shared), with the unpooling written as ScatterElements,
-    which the CUDA provider implements (it has no MaxUnpool kernel).
+    model_dir: a model directory (``maximask.training.export``); None or '' for the packaged
+    networks. On CUDA, MaxiMask runs its own graph, ``maximask_cuda.onnx``: the same network
+    and weights (``maximask.weights``, shared), with the unpooling written as
+    ScatterElements, which the CUDA provider implements (it has no MaxUnpool kernel).
     """
     cuda_graph = device == "CUDA" and name == "maximask"
-    path = os.path.join(MODELS_DIR, f"{name}_cuda.onnx" if cuda_graph else f"{name}.onnx")
+    filename = f"{name}_cuda.onnx" if cuda_graph else f"{name}.onnx"
+    path = os.path.join(model_dir or MODELS_DIR, filename)
     if not os.path.isfile(path):
+        if model_dir:
+            raise EngineError(f"model directory {model_dir}: no {filename}, so not a {name} model")
         raise EngineError(f"model file {path} not found: reinstall maximask")
     return path
+
+
+def model_info(name, model_dir=None):
+    """What a run needs to know of its network: a dict with
+
+    label: the published model's version, or the model directory's absolute path;
+    weights_sha256: the digest of the weights (for output headers);
+    training_priors: the class fractions the network was trained on, which prior correction
+    divides out: MaxiMask (14,) float64, MaxiTrack the fraction of tracking errors (a
+    float). A model directory's model.json gives them as ``training_priors`` (re-estimated
+    after training); without that entry, the published network's apply.
+
+    A model directory whose model.json is missing, unreadable, for another network or with
+    bad training priors raises EngineError (one line).
+    """
+    packaged_priors = TRAINING_PRIORS.copy() if name == "maximask" else 0.5  # MaxiTrack: balanced classes
+    if not model_dir:
+        return {"label": MODEL_VERSION, "weights_sha256": PACKAGED_WEIGHTS_SHA256[name],
+                "training_priors": packaged_priors}
+    path = os.path.join(model_dir, MODEL_INFO_FILE)
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except OSError as exc:
+        raise EngineError(f"model directory {model_dir}: cannot read {MODEL_INFO_FILE} "
+                          f"({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} is not valid JSON ({exc})") from None
+    if not isinstance(info, dict) or info.get("network") != name or not isinstance(info.get("weights_sha256"), str):
+        found = info.get("network") if isinstance(info, dict) else None
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} describes network {found}, "
+                          f"not {name}")
+    priors = info.get("training_priors", packaged_priors)
+    try:
+        checked = np.asarray(priors, dtype=np.float64)
+        valid = checked.shape == np.shape(packaged_priors) and ((checked > 0) & (checked < 1)).all()
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        expected = f"{len(TRAINING_PRIORS)} numbers" if name == "maximask" else "a number"
+        raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} training_priors {priors!r}: "
+                          f"{expected} in (0,1) expected")
+    return {"label": os.path.abspath(model_dir), "weights_sha256": info["weights_sha256"],
+            "training_priors": checked if name == "maximask" else float(checked)}
 
 
 def available_devices():
@@ -173,8 +233,11 @@ class Network:
         return binding.copy_outputs_to_cpu()[0]
 
 
-def open_network(name, device="AUTO", nthreads=0, optimization="all", **options):
-    """Network for the packaged model ``name`` ('maximask' or 'maxitrack'); options as Network."""
+def open_network(name, device="AUTO", nthreads=0, optimization="all", model_dir=None, **options):
+    """Network for the model ``name`` ('maximask' or 'maxitrack'), packaged or from
+    `model_dir` (a model directory; checked as model_info does); options as Network."""
     device = resolve_device(device)
-    return Network(model_path(name, device), device=device, nthreads=nthreads, optimization=optimization,
-                   **options)
+    if model_dir:
+        model_info(name, model_dir)
+    return Network(model_path(name, device, model_dir), device=device, nthreads=nthreads,
+                   optimization=optimization, **options)

@@ -554,8 +554,8 @@ def output_path(source: ImageSource | str, output_dir: str | None = None,
 
     The input's name loses its ``.fits``/``.fit``/``.fts``, ``.fz`` and ``.gz`` endings and
     gains `suffix`: ``x.fits``, ``x.fits.fz``, ``x.fits.gz``, ``x.fz`` -> ``x.mask.fits``.
-    For ``x.fits[3]`` the HDU index goes before the suffix's final ``.fits``:
-    ``x.mask3.fits`` (appended to the suffix when it does not end in ``.fits``).
+    For ``x.fits[3]`` the HDU index goes before the suffix's final ``.fits`` (or ``.png``):
+    ``x.mask3.fits`` (appended to the suffix when it ends otherwise).
     The output goes in `output_dir`, or beside the input when it is None or empty.
     """
     if isinstance(source, str):
@@ -563,8 +563,9 @@ def output_path(source: ImageSource | str, output_dir: str | None = None,
     base = os.path.basename(source.path)
     stem = _FITS_ENDINGS.sub("", base) or base
     if source.hdu is not None:
-        if suffix.lower().endswith(".fits"):
-            suffix = f"{suffix[:-5]}{source.hdu}{suffix[-5:]}"
+        ext = os.path.splitext(suffix)[1]
+        if ext.lower() in (".fits", ".png"):
+            suffix = f"{suffix[:-len(ext)]}{source.hdu}{ext}"
         else:
             suffix = f"{suffix}{source.hdu}"
     folder = output_dir if output_dir else os.path.dirname(source.path)

@@ -171,6 +171,53 @@ def estimate_background(image, mesh_size=200, level=None, sigma=None):
     return level, sigma
 
 
+# --------------------------------------------------------------------------- inpainting
+
+#: Estimators of ``inpaint``, in the kernel's order.
+INPAINT_METHODS = ("gauss", "idw", "plane", "median", "clipped", "clipped_plane")
+
+
+def inpaint(image, mask, method="gauss", max_radius=8, min_valid=8, out=None):
+    """Replace the masked pixels of an image by an interpolation of the valid ones around.
+
+    image: 2-D array (converted to float32). mask: (h, w), nonzero where a pixel is to be
+    replaced. Valid neighbours are unmasked finite pixels. Each masked pixel looks in the
+    square box of radius r (side 2r + 1) centred on it, r the smallest radius in
+    [1, max_radius] holding at least ``min_valid`` valid pixels (max_radius if none does),
+    and takes, of the valid pixels in that box, by ``method``:
+
+    - "gauss": the mean weighted by exp(-d^2 / 2s^2), s = r/2 pixels (d the distance);
+    - "idw": the mean weighted by 1/d^2;
+    - "plane": the value at the pixel of the plane fitted by least squares with the gauss
+      weights (the gauss mean where the pixels are collinear);
+    - "median": the median;
+    - "clipped": the gauss mean of the pixels within 3 sigma of the median, sigma = 1.4826
+      times the median absolute deviation (all of them when it is 0);
+    - "clipped_plane": the plane fitted to the pixels "clipped" keeps.
+
+    A masked pixel with no valid pixel within max_radius keeps its value. Unmasked pixels
+    are copied bit for bit. out: optional float32 C-contiguous (h, w) array (not image).
+    Returns ``(out, left)``: the float32 (h, w) image and the number of masked pixels left
+    as they were.
+    """
+    image = _image(image)
+    mask = np.ascontiguousarray(mask)
+    if mask.shape != image.shape:
+        raise ValueError(f"mask {mask.shape} must have the image's shape {image.shape}")
+    mask = mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).astype(np.uint8)
+    if method not in INPAINT_METHODS:
+        raise ValueError(f"method must be one of {INPAINT_METHODS}, not {method!r}")
+    if out is None:
+        out = np.empty_like(image)
+    else:
+        _check_out(out, image.shape, (np.float32,))
+        if np.shares_memory(out, image):
+            raise ValueError("out must not share memory with image")
+    left = _kernels.inpaint(image, mask, INPAINT_METHODS.index(method), int(max_radius),
+                            int(min_valid), out)
+    return out, int(left)
+
+
 # --------------------------------------------------------------------------- tiles
 
 

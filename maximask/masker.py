@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import MODEL_VERSION, __version__, fitsio, kernels, workunits
+from . import __version__, fitsio, kernels, workunits
+from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import open_network
+from .engine import model_info, open_network
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -45,17 +46,21 @@ class Masker:
         self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
         # planes follow the class table's order, whatever order CLASSES lists them in
         self.classes = np.array(sorted(ABBREVIATIONS.index(a) for a in c.CLASSES), dtype=np.int64)
-        self.factors = kernels.prior_factors(c.PRIORS) if c.PRIOR_CORRECTION else None
+        self.model = model_info("maximask", c.NETWORK)  # checks a NETWORK directory early
+        self.factors = (kernels.prior_factors(c.PRIORS, self.model["training_priors"])
+                        if c.PRIOR_CORRECTION else None)
         self.thresholds = np.asarray(c.THRESHOLDS, dtype=np.float32)
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
+        self.checks = CheckImages(self.config)
         self._network = None
 
     @property
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0)
+            self._network = open_network("maximask", device=c.DEVICE, nthreads=c.NTHREADS, workers=0,
+                                         model_dir=c.NETWORK)
         return self._network
 
     @property
@@ -68,44 +73,70 @@ class Masker:
         """A zeroed output for a 2-D image of `shape` (see maximask.kernels.output_array)."""
         return kernels.output_array(self.mode, shape, len(self.classes), self.flag_dtype)
 
-    def run(self, image, desc=None):
+    def run(self, image, desc=None, products=None):
         """Mask a 2-D image (h, w) or a cube (planes, h, w) of pixel values (ADU).
 
         Returns, per plane: FLAGS (h, w) int16; MASKS (K, h, w) uint8; PROBA (K, h, w)
         float32; WEIGHT (h, w) uint8 — K the selected classes in class-table order; a cube
         gives the same with a leading planes axis.
+        products: a list to which one checkimages.PlaneProducts per plane is appended,
+        holding what the configured check-images need.
 
         Raises TypeError for a path (use :meth:`run_file`), complex or non-numeric data,
         ValueError for another shape or pixels all zero or all NaN.
         """
-        return self._run_checked(pixel_array(image), desc)
+        return self._run_checked(pixel_array(image), desc, products)
 
-    def _run_checked(self, image, desc=None):
+    def _run_checked(self, image, desc=None, products=None):
         if image.ndim == 3:
-            return np.stack([self._run_checked(plane, desc) for plane in image])
-        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc)
+            return np.stack([self._run_checked(plane, desc, products) for plane in image])
+        return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
-    def _run_plane(self, image, desc):
+    def _run_plane(self, image, desc, products=None):
+        kept = PlaneProducts()
+        if products is not None and self.checks.needs_background:  # the same plane, with maps
+            kept.level, kept.sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
+            plane = kernels.asinh_compress(image, kept.level, kept.sigma)
+        else:
+            plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel once
+        if products is not None and self.checks.needs_flags:
+            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
+        out = self.run_compressed(plane, desc, kept.flags)
+        if self.mode == "weight":
+            out[np.isnan(image)] = 0  # no data there: no weight
+        if products is not None:
+            products.append(kept)
+        return out
+
+    def run_compressed(self, plane, desc=None, all_flags=None):
+        """Mask the network's input plane (h, w) float32, already background-normalised and
+        compressed (``kernels.compress_image`` or ``kernels.asinh_compress`` with another
+        background, as the simulator's realism check does with the clean image's).
+        all_flags: optional zeroed (h, w) int16 array that also gets every class's flags."""
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
-        plane = kernels.compress_image(image, c.BACK_SIZE)  # each pixel compressed once
-        origins = kernels.tile_origins(image.shape[0], image.shape[1], tile, margin)
+        plane = np.ascontiguousarray(plane, dtype=np.float32)
+        origins = kernels.tile_origins(plane.shape[0], plane.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
-        windows, group = np.unique(kernels.tile_windows(image.shape[0], image.shape[1], tile, margin),
+        windows, group = np.unique(kernels.tile_windows(plane.shape[0], plane.shape[1], tile, margin),
                                    axis=0, return_inverse=True)
         batches = []
         for k, window in enumerate(windows):
             members = np.flatnonzero(group.ravel() == k)
             batches += [(window, members[s:s + batch_size]) for s in range(0, len(members), batch_size)]
-        out = self.empty_output(image.shape)
+        out = self.empty_output(plane.shape)
         network = self.network
 
         def mask_batch(batch):  # the windows partition the image: batches write disjoint pixels
             window, members = batch
             tiles = kernels.extract_tiles(plane, origins[members], tile)
-            kernels.stitch(network(tiles, window), origins[members], out, window, self.mode,
+            probs = network(tiles, window)
+            kernels.stitch(probs, origins[members], out, window, self.mode,
                            classes=self.classes, factors=self.factors, thresholds=self.thresholds)
+            if all_flags is not None:
+                kernels.stitch(probs, origins[members], all_flags, window, "flags",
+                               factors=self.factors, thresholds=self.thresholds)
 
         pool = ThreadPoolExecutor(network.workers)
         try:
@@ -114,8 +145,6 @@ class Masker:
                 pass
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
-        if self.mode == "weight":
-            out[np.isnan(image)] = 0  # no data there: no weight
         return out
 
     # ------------------------------------------------------------------ files
@@ -123,9 +152,12 @@ class Masker:
     def header_cards(self):
         """Processing metadata cards for each output HDU: (keyword, value, comment)."""
         c = self.config
+        model, digest = self.model["label"], self.model["weights_sha256"]
         cards = [
             ("MM_VERS", __version__, "maximask version"),
-            ("MM_MODEL", MODEL_VERSION, "network weights"),
+            # a long model directory fills the card (CONTINUE cards beyond 68 characters)
+            ("MM_MODEL", model, "network weights" if len(model) <= 48 else ""),
+            ("MM_WSHA", digest[:16], "SHA-256 of the network weights, first 16 hex"),
             ("MM_DATE", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
              "UTC processing date"),
             ("MM_OTYPE", c.OUTPUT_TYPE, OUTPUT_TYPES[c.OUTPUT_TYPE][1]),
@@ -181,38 +213,47 @@ class Masker:
         if not self.config.OVERWRITE and os.path.lexists(path):
             raise fitsio.OutputExistsError(path)
         cards = self.header_cards()
+        checks = self.checks.for_file(source, path, cards, protect) if self.checks else None
         entries = []
         with fitsio.open_image(source) as image:
             for info in image.hdus:
                 if info.maskable:
                     entries.append((info.kind, workunits.units_of(source.path, info),
-                                    fitsio.output_header(info.header, cards)))
+                                    fitsio.output_header(info.header, cards), info))
                 elif info.kind == "primary":
-                    entries.append(("primary", None, fitsio.output_header(info.header)))
+                    entries.append(("primary", None, fitsio.output_header(info.header), info))
                 else:
                     log(f"{info.name}: not copied ({info.reason})")
-        return workunits.FilePlan(source, path, entries, protect)
+        return workunits.FilePlan(source, path, entries, protect, checks)
 
     def run_unit(self, unit):
-        """Mask one unit (an image HDU or cube plane), reading its pixels: a UnitResult."""
+        """Mask one unit (an image HDU or cube plane), reading its pixels: a UnitResult.
+
+        With check-images, the result also carries the pixels and the plane's products.
+        """
         started = time.perf_counter()
         data, lines, failure = workunits.read_checked(unit)
+        products = [] if self.checks else None
         if failure:
-            return workunits.UnitResult(self.empty_output(data.shape), lines, failure)
-        result = self._run_checked(data, desc=unit.name)
-        return workunits.UnitResult(result, lines, seconds=time.perf_counter() - started,
-                                    provider=self.network.provider)
+            result = workunits.UnitResult(self.empty_output(data.shape), lines, failure)
+        else:
+            result = workunits.UnitResult(self._run_checked(data, desc=unit.name, products=products), lines,
+                                          seconds=time.perf_counter() - started, provider=self.network.provider)
+        if self.checks:
+            result.data, result.products = data, products or [PlaneProducts()]
+        return result
 
     def finish_file(self, plan, results, log=None):
-        """Assemble the units' results ({unit: UnitResult}) in HDU order and write the output.
-
-        Logs the units' lines; raises InputError when no unit was usable.
+        """Assemble the units' results ({unit: UnitResult}) in HDU order and write the output
+        (and the check-images). Logs the units' lines; raises InputError when no unit was usable.
         """
         log = log or (lambda line: None)
-        entries, failures = [], []
-        for kind, units, header in plan.entries:
+        entries, failures, checks = [], [], plan.checks
+        for kind, units, header, info in plan.entries:
             if units is None:
                 entries.append((kind, None, header))
+                if checks:
+                    checks.add_empty(info)
                 continue
             for unit in units:
                 done = results[unit]
@@ -224,12 +265,19 @@ class Masker:
                     mpix = unit.pixels / 1e6
                     log(f"{unit.name}: {mpix:.2f} Mpix in {done.seconds:.2f} s "
                         f"({mpix / done.seconds:.2f} Mpix/s, {done.provider})")
+            whole = units[0].plane is None
             planes = [results[unit].value for unit in units]
-            entries.append((kind, planes[0] if units[0].plane is None else np.stack(planes), header))
+            entries.append((kind, planes[0] if whole else np.stack(planes), header))
+            if checks:
+                data = [results[unit].data for unit in units]
+                checks.add(info, data[0] if whole else np.stack(data),
+                           [p for unit in units for p in results[unit].products])
         if failures and len(failures) == len(plan.units):  # nothing worth writing
             raise fitsio.InputError(failures[0].name, f"{failures[0].problem}: nothing to mask, "
                                                       "no output written")
         for exc in failures:
             log(f"{exc}: its output HDU is left at 0")
+        if checks:
+            log(f"{plan.source.name} -> {', '.join(checks.write())}")
         return fitsio.write_hdus(plan.output, entries, overwrite=self.config.OVERWRITE,
                                  protect=plan.protect)

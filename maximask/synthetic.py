@@ -9,24 +9,36 @@ import numpy as np
 SATURATION = 60000.0
 
 
-def _add_star(image, y, x, flux, fwhm, elongation=1.0, angle=0.0):
-    """Add a Moffat (beta = 3) star; elongation > 1 smears it along `angle` (radians)."""
-    h, w = image.shape
-    r = int(min(max(6 * fwhm * elongation, 8), 80))
-    y0, y1 = max(int(y) - r, 0), min(int(y) + r + 1, h)
-    x0, x1 = max(int(x) - r, 0), min(int(x) + r + 1, w)
-    if y0 >= y1 or x0 >= x1:
-        return
-    yy, xx = np.mgrid[y0:y1, x0:x1]
+def stamp_offsets(shape, y, x, radius, angle=0.0):
+    """Pixel offsets from (y, x) within `radius` px, inside an image of `shape` (h, w).
+
+    Returns ``(rows, cols, u, v)``: the stamp's slices of the image and the offsets along
+    `angle` (radians from the x axis) and across it, float arrays of the stamp's shape; or
+    None when the stamp misses the image.
+    """
+    h, w = shape
+    rows = slice(max(int(y) - radius, 0), min(int(y) + radius + 1, h))
+    cols = slice(max(int(x) - radius, 0), min(int(x) + radius + 1, w))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return None
+    yy, xx = np.mgrid[rows, cols]
     dy, dx = yy - y, xx - x
     c, s = np.cos(angle), np.sin(angle)
-    u = (dx * c + dy * s) / elongation
-    v = -dx * s + dy * c
+    return rows, cols, dx * c + dy * s, -dx * s + dy * c
+
+
+def _add_star(image, y, x, flux, fwhm, elongation=1.0, angle=0.0):
+    """Add a Moffat (beta = 3) star; elongation > 1 smears it along `angle` (radians)."""
+    stamp = stamp_offsets(image.shape, y, x, int(min(max(6 * fwhm * elongation, 8), 80)), angle)
+    if stamp is None:
+        return
+    rows, cols, u, v = stamp
+    u = u / elongation
     beta = 3.0
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
     profile = (1 + (u * u + v * v) / alpha ** 2) ** -beta
     profile *= (beta - 1) / (np.pi * alpha ** 2 * elongation)
-    image[y0:y1, x0:x1] += flux * profile
+    image[rows, cols] += flux * profile
 
 
 def add_saturated_star(image, y, x, flux=4e7, fwhm=4.0, elongation=1.0, angle=0.0, bleed=40):
@@ -119,3 +131,36 @@ def make_field(shape=(1024, 1024), seed=0, sky=1000.0, nstars=None, ncosmics=Non
     for _ in range(int(20 * area) + 2):  # hot and dead pixels
         image[int(rng.integers(0, h)), int(rng.integers(0, w))] = rng.choice([40000.0, 0.0])
     return image.astype(dtype)
+
+
+def _add_galaxy(image, y, x, flux, scale, axis_ratio, angle):
+    """Add an exponential-disk galaxy of scale length `scale` px, seen at `axis_ratio`."""
+    stamp = stamp_offsets(image.shape, y, x, int(min(8 * scale + 3, 120)), angle)
+    if stamp is None:
+        return
+    rows, cols, u, v = stamp
+    image[rows, cols] += flux / (2 * np.pi * scale ** 2 * axis_ratio) * np.exp(-np.hypot(u, v / axis_ratio) / scale)
+
+
+def clean_field(shape=(400, 400), seed=0, fwhm=3.0, star_density=1000.0, galaxy_density=500.0,
+                sky=1000.0, read_noise=5.0, gain=1.0, gradient=0.0, dtype=np.float32):
+    """A contaminant-free exposure of `shape` (h, w) for simulations; `dtype` array (ADU).
+
+    Stars (Moffat, beta = 3, at `fwhm` px) and exponential galaxies, both `*_density` per
+    million pixels with fluxes log-uniform in [10^2.5, 10^5.5] ADU (no star saturates), on a
+    sky of `sky` ADU tilted by `gradient` (fraction of the sky across the image), with photon
+    noise at `gain` e-/ADU and `read_noise` ADU. The galaxies' scale lengths are uniform in
+    [0.5, 2] fwhm.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    area = h * w / 1e6
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = sky * (1 + gradient * (0.6 * yy / max(h, 1) + 0.4 * xx / max(w, 1)))
+    for _ in range(rng.poisson(star_density * area)):
+        _add_star(image, rng.uniform(0, h), rng.uniform(0, w), 10 ** rng.uniform(2.5, 5.5), fwhm)
+    for _ in range(rng.poisson(galaxy_density * area)):
+        _add_galaxy(image, rng.uniform(0, h), rng.uniform(0, w), 10 ** rng.uniform(2.5, 5.0),
+                    fwhm * rng.uniform(0.5, 2.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi))
+    noise = np.sqrt(np.maximum(image, 0) / gain + read_noise ** 2)
+    return (image + rng.normal(size=shape) * noise).astype(dtype)

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fitsio, kernels, workunits
 from .config import TRACK_KEYWORDS
-from .engine import open_network
+from .engine import model_info, open_network
 from .images import pixel_array
 
 TILE = 400
@@ -54,15 +54,16 @@ class Tracker:
     def __init__(self, config=None, **keywords):
         config = config if config is not None else TRACK_KEYWORDS.defaults()
         self.config = config.replace(**keywords) if keywords else config
-        prior = self.config.PRIOR
-        self.factor = (1.0 - prior) / prior  # the network was trained on balanced classes
+        self.model = model_info("maxitrack", self.config.NETWORK)  # checks a NETWORK directory early
+        trained, prior = self.model["training_priors"], self.config.PRIOR
+        self.factor = (trained / (1.0 - trained)) * ((1.0 - prior) / prior)
         self._network = None
 
     @property
     def network(self):
         if self._network is None:
             c = self.config
-            self._network = open_network("maxitrack", device=c.DEVICE, nthreads=c.NTHREADS)
+            self._network = open_network("maxitrack", device=c.DEVICE, nthreads=c.NTHREADS, model_dir=c.NETWORK)
         return self._network
 
     def tile_scores(self, image):

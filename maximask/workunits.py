@@ -33,18 +33,20 @@ class WorkUnit:
 @dataclasses.dataclass
 class FilePlan:
     """A file split into units: ``source`` (an ImageSource), its ``output`` path (None for
-    maxitrack), ``entries``, one per HDU kept, in file order: ``(kind, units, header)``,
-    units None for an HDU copied without data (an empty primary), and the identities of
-    the files the output may never replace (``protect``)."""
+    maxitrack), ``entries``, one per HDU kept, in file order: ``(kind, units, header, ...)``,
+    units None for an HDU copied without data (an empty primary), the identities of the
+    files the output may never replace (``protect``) and the file's check-images (``checks``,
+    a checkimages.FileCheckImages, or None)."""
 
     source: fitsio.ImageSource
     output: str | None
     entries: list
     protect: frozenset = frozenset()
+    checks: object = None
 
     @property
     def units(self):
-        return [u for _, units, _ in self.entries if units for u in units]
+        return [u for _, units, *_ in self.entries if units for u in units]
 
 
 @dataclasses.dataclass
@@ -59,6 +61,8 @@ class UnitResult:
     failure: tuple | None = None
     seconds: float = 0.0
     provider: str = ""
+    data: np.ndarray | None = None   # the unit's pixels, only when check-images need them
+    products: list | None = None     # its checkimages.PlaneProducts, likewise
 
 
 def units_of(path, info):

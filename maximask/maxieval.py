@@ -1,0 +1,296 @@
+"""The maxieval pipeline: clean exposures -> simulated samples -> MaxiMask -> per-class histograms.
+
+For each input image (an image HDU, or one plane of a cube):
+
+1. the clean image goes once through MaxiMask (raw probabilities of the 14 classes): its
+   pixels feed the unlabeled histograms from which the EM priors of the user's data are
+   estimated, and, with IGNORE_FLAGGED, the pixels it flags (any local class, with the PRIORS
+   and THRESHOLDS in use) are left out of the scoring of every sample cut there;
+2. NSAMPLES windows of SAMPLE_SIZE (or the whole image) are cut at seeded positions;
+   ``maximask.simulation.inject`` adds contaminants with their truth; MaxiMask's raw
+   probabilities and the truth go into the labeled histograms.
+
+Memory follows one image, never the number of samples. Each step is timed
+(``Evaluation.timer.seconds``; VERBOSE_TYPE FULL prints them with the peak RSS).
+"""
+import contextlib
+import os
+import time
+
+import numpy as np
+
+from . import MODEL_VERSION, __version__, fitsio
+from .classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
+from .config import MASK_KEYWORDS
+from .evaluate import ScoreHistograms, logit, prior_shift
+
+#: The classes whose flags in a clean input mark pixels to ignore (all but BBG and BG).
+LOCAL_CLASSES = tuple(range(NCLASSES - 2))
+
+
+def flagged(proba, priors, thresholds, classes=LOCAL_CLASSES):
+    """(h, w) bool: pixels where a class of `classes` has p' > threshold (raw proba (14, h, w))."""
+    cuts = logit(np.asarray(thresholds, dtype=np.float64)) + prior_shift(priors)
+    out = np.zeros(proba.shape[1:], bool)
+    for k in classes:
+        out |= logit(proba[k]) > cuts[k]
+    return out
+
+
+def sample_seed(seed, image_index, sample_index):
+    """The injection seed of one sample: a function of SEED and the sample's place only."""
+    return int(np.random.SeedSequence([seed, image_index, sample_index]).generate_state(1)[0])
+
+
+def sample_windows(shape, size, count, seed, image_index):
+    """(count, 4) windows (y0, x0, y1, x1) of side `size` (0: the whole image) at seeded places."""
+    h, w = shape
+    sh, sw = (h, w) if size == 0 else (min(size, h), min(size, w))
+    rng = np.random.default_rng([seed, image_index])
+    y0 = rng.integers(0, h - sh + 1, size=count)
+    x0 = rng.integers(0, w - sw + 1, size=count)
+    return np.stack([y0, x0, y0 + sh, x0 + sw], axis=1)
+
+
+def read_frame(path):
+    """The first 2-D image HDU of a FITS file as float32 (InputError naming the file if none)."""
+    with fitsio.open_image(path) as image:
+        for info in image.maskable:
+            if len(info.shape) == 2:
+                return image.read(info).data
+    raise fitsio.InputError(path, "no 2-D image HDU")
+
+
+class Timer:
+    """Seconds spent per step: ``with timer("network"): ...``; ``seconds`` keeps the order."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def __call__(self, step):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - started
+
+
+class Evaluation:
+    """One maxieval run over many inputs; configured by the keywords of ``maxieval -d``.
+
+    labeled: ScoreHistograms of the samples (truth known). unlabeled: ScoreHistograms of
+    the clean inputs. images: [(name, shape, samples, pixels excluded)]. example: (image,
+    truth, raw proba) of the first sample, for the figure.
+    """
+
+    def __init__(self, config, log=None, protect=frozenset()):
+        from .masker import Masker
+
+        self.config = c = config
+        self.log = log or (lambda line: None)
+        self.protect = protect  # files never written over (the run's inputs)
+        self.masker = Masker(MASK_KEYWORDS.defaults().replace(
+            OUTPUT_TYPE="PROBA", PRIOR_CORRECTION=False, CLASSES=ABBREVIATIONS,
+            BACK_SIZE=c.BACK_SIZE, TILE_SIZE=c.TILE_SIZE, TILE_MARGIN=c.TILE_MARGIN,
+            BATCH_SIZE=c.BATCH_SIZE, DEVICE=c.DEVICE, NTHREADS=c.NTHREADS, NETWORK=c.NETWORK,
+            VERBOSE_TYPE="QUIET"))
+        self.darks = [read_frame(path) for path in c.DARK_FRAMES]
+        self.labeled = ScoreHistograms(bins=c.LOGIT_BINS)
+        self.unlabeled = ScoreHistograms(bins=c.LOGIT_BINS)
+        self.timer = Timer()
+        self.images = []
+        self.example = None
+        self.sample_files = []
+
+    @property
+    def parameters(self):
+        """The simulator's options set by SATUR_LEVEL, SEEING_FWHM (0: its own) and DARK_FRAMES."""
+        c = self.config
+        chosen = {name: value for name, value in (("saturation", c.SATUR_LEVEL), ("fwhm", c.SEEING_FWHM))
+                  if value > 0}
+        if self.darks:
+            chosen["darks"] = self.darks
+        return chosen
+
+    @property
+    def quiet(self):
+        return self.config.VERBOSE_TYPE == "QUIET"
+
+    def run_file(self, source):
+        """Evaluate every image HDU of `source` (cube planes one by one); InputError if none."""
+        if isinstance(source, str):
+            source = fitsio.find_inputs([source])[0]
+        with fitsio.open_image(source) as image:
+            failures = []
+            for info in image.maskable:
+                with self.timer("reading"):
+                    hdu = image.read(info)
+                planes = [hdu.data] if hdu.data.ndim == 2 else list(hdu.data)
+                for p, plane in enumerate(planes):
+                    name = hdu.name if len(planes) == 1 else f"{hdu.name}[{p}]"
+                    try:
+                        nbad = fitsio.check_data(plane, name)
+                    except fitsio.InputError as exc:
+                        failures.append(exc)
+                        self.log(f"{exc}: not evaluated")
+                        continue
+                    if nbad:
+                        self.log(f"{name}: {nbad} NaN or infinite pixels (estimated as 0)")
+                    self.run_image(plane, name, fitsio.output_header(info.header))
+                del hdu
+            if failures and len(failures) == len(image.maskable):
+                raise failures[0]
+
+    def run_image(self, clean, name, header=None):
+        """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored."""
+        from .progress import progress_bar
+        from .simulation import inject
+
+        c = self.config
+        clean = np.ascontiguousarray(clean, dtype=np.float32)
+        index = len(self.images)
+        with self.timer("MaxiMask on the clean inputs"):
+            proba = self.masker.run(clean)
+        # this image's counts join the run's only once all its samples are done
+        unlabeled, labeled = ScoreHistograms(bins=c.LOGIT_BINS), ScoreHistograms(bins=c.LOGIT_BINS)
+        with self.timer("histograms"):
+            unlabeled.add(proba)
+            ignore = flagged(proba, c.PRIORS, c.THRESHOLDS) if c.IGNORE_FLAGGED else None
+        del proba
+        windows = sample_windows(clean.shape, c.SAMPLE_SIZE, c.NSAMPLES, c.SEED, index)
+        for s, (y0, x0, y1, x1) in enumerate(progress_bar(windows, desc=name, unit="sample", leave=False,
+                                                          quiet=self.quiet or c.NSAMPLES < 2)):
+            seed = sample_seed(c.SEED, index, s)
+            with self.timer("injection"):
+                try:
+                    image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
+                                          **self.parameters)
+                except ValueError as exc:
+                    raise fitsio.InputError(name, f"cannot simulate samples: {exc}") from None
+            with self.timer("MaxiMask on the samples"):
+                proba = self.masker.run(image)
+            with self.timer("histograms"):
+                skip = None if ignore is None else ignore[y0:y1, x0:x1]
+                labeled.add(proba, truth, skip)
+            if self.example is None:
+                self.example = (image, truth, proba, skip)
+            if c.SAMPLES_DIR:
+                with self.timer("writing samples"):
+                    self.write_sample(image, truth, name, s, (y0, x0), seed, header)
+            del image, truth, proba
+        self.unlabeled.merge(unlabeled)
+        self.labeled.merge(labeled)
+        self.images.append((name, clean.shape, len(windows), labeled.excluded))
+        return labeled.excluded
+
+    def write_sample(self, image, truth, name, s, origin, seed, header=None):
+        """Write one sample as FITS: the image (primary) and its truth (extension TRUTH)."""
+        suffix = "".join(f"_{i}" for i in _indices(name)) + f"_s{s:04d}.fits"
+        path = fitsio.output_path(name.split("[")[0], self.config.SAMPLES_DIR, suffix)
+        cards = [("MV_VERS", __version__, "maxieval version"),
+                 ("MV_INPUT", name[-68:], "clean input"),
+                 ("MV_Y0", int(origin[0]), "[pixel] sample origin in the input (0-based)"),
+                 ("MV_X0", int(origin[1]), "[pixel] sample origin in the input (0-based)"),
+                 ("MV_SEED", seed, "injection seed"),
+                 ("MV_CLASS", ",".join(self.config.INJECT_CLASSES), "classes injected")]
+        truth_cards = [("EXTNAME", "TRUTH", "ground truth, one 0/1 plane per class")]
+        truth_cards += [(f"{a}_DIM", k, f"plane of {a} (0-based)") for k, a in enumerate(ABBREVIATIONS)]
+        fitsio.write_hdus(path, [("primary", image, fitsio.output_header(header, cards)),
+                                 ("image", truth.astype(np.uint8), fitsio.output_header(None, truth_cards))],
+                          overwrite=self.config.OVERWRITE, protect=self.protect)
+        self.sample_files.append(path)
+
+    def summary(self):
+        """What the report says about the run: inputs, samples, pixels, software."""
+        c = self.config
+        return {
+            "software": f"maxieval {__version__}", "networks": MODEL_VERSION,
+            "images": [{"name": n, "shape": list(s), "samples": k, "excluded": e}
+                       for n, s, k, e in self.images],
+            "samples": int(sum(k for _, _, k, _ in self.images)),
+            "sample_size": c.SAMPLE_SIZE, "seed": c.SEED, "inject_classes": list(c.INJECT_CLASSES),
+            "ignore_flagged": bool(c.IGNORE_FLAGGED),
+            "scored_pixels": int(self.labeled.counts[0].sum()),
+            "excluded_pixels": int(self.labeled.excluded),
+            "training_priors": [float(t) for t in TRAINING_PRIORS],
+        }
+
+
+def _indices(name):
+    """The [N] indices in a name such as file.fits[1][0]."""
+    return [part.split("]")[0] for part in name.split("[")[1:]]
+
+
+def output_paths(config):
+    """{what: path} of the files a run writes (figures only those CHECKPLOT_TYPE asks for)."""
+    name = config.OUTPUT_NAME
+    paths = {"text": name + ".txt", "json": name + ".json"}
+    for kind in config.CHECKPLOT_TYPE:
+        if kind != "NONE":
+            paths[kind.lower()] = f"{name}_{kind.lower()}.png"
+    return paths
+
+
+def check_outputs(config, protect=frozenset()):
+    """Raise before any work if an output exists without OVERWRITE, is one of the inputs
+    (`protect`, see fitsio.file_identities), or its directory is missing or unwritable."""
+    for path in output_paths(config).values():
+        fitsio.check_not_input(path, protect)
+        if os.path.lexists(path) and not config.OVERWRITE:
+            raise fitsio.OutputExistsError(path)
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise fitsio.OutputError(path, f"output directory {folder} does not exist")
+        fitsio.check_writable(folder)
+    if config.SAMPLES_DIR and not os.path.isdir(config.SAMPLES_DIR):
+        raise fitsio.InputError(config.SAMPLES_DIR, "SAMPLES_DIR is not a directory")
+
+
+def finish(evaluation):
+    """Write the report and the figures of a run; log where the time went (FULL). Returns the report."""
+    from .report import build_report, paste_lines, write_report
+
+    c, log, timer = evaluation.config, evaluation.log, evaluation.timer
+    paths = output_paths(c)
+    with timer("metrics and EM priors"):
+        report = build_report(evaluation)
+    with timer("writing the report"):
+        write_report(report, paths["text"], paths["json"])
+    log(f"report in {paths['text']} and {paths['json']}")
+    figures = [kind for kind in ("roc", "mcc", "sample") if kind in paths]
+    if figures:
+        from . import plots
+
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            log("figures skipped: matplotlib is not installed (pip install 'maximask[plot]')")
+            figures = []
+        with timer("figures"):
+            for kind in figures:
+                if kind == "roc":
+                    plots.roc_figure(report, paths["roc"])
+                elif kind == "mcc":
+                    plots.mcc_figure(report, paths["mcc"])
+                elif evaluation.example is not None:
+                    image, truth, proba, _ = evaluation.example
+                    predicted = np.stack([flagged(proba, c.PRIORS, c.THRESHOLDS, [k])
+                                          for k in range(NCLASSES)])
+                    plots.sample_figure(image, truth, predicted, paths["sample"])
+                log(f"figure in {paths[kind]}")
+    for line in paste_lines(report):
+        log(line)
+    if c.VERBOSE_TYPE == "FULL":
+        total = sum(timer.seconds.values())
+        for step, seconds in timer.seconds.items():
+            log(f"time: {step:<30} {seconds:9.2f} s {100 * seconds / max(total, 1e-9):5.1f} %")
+        log(f"time: {'total':<30} {total:9.2f} s; peak RSS {peak_rss_mb():.0f} MB")
+    return report
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, MB (Linux: ru_maxrss is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

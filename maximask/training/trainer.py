@@ -1,0 +1,64 @@
+"""The optimisation loop: seeded Adam, checkpoints every N steps, resumable after a kill.
+
+A resumed run ends with the weights of the uninterrupted one, provided the batches are a
+function of the step number only (``batches(step)``, e.g. seeded by it) and the run uses
+the same device and thread count: the checkpoint holds the weights, Adam's moments, the
+step, the losses so far and the RNG state, and is replaced atomically.
+"""
+import os
+import time
+
+import torch
+
+from maximask.fitsio import write_atomically
+
+
+def load_checkpoint(path):
+    """The checkpoint dict at `path` (keys step, network, optimiser, rng, cuda_rng, history)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every=100, log=None):
+    """Minimise loss(network, x, labels)["total"] by Adam over steps 0..steps-1.
+
+    batches: step -> (x, labels) tensors on the network's device; lr: Adam's step size;
+    seed: torch's RNG seed at step 0; checkpoint: a file path, read to resume when it exists
+    and written every `every` steps and at the end; log: called with each step's record
+    ({"step", "seconds", and each loss part}) once that step is done. Only parameters that
+    require gradients are optimised (see ``set_trainable``). The loss's reference weights
+    (regularisation towards the published weights) are the caller's: build the loss from
+    the starting weights, not from a checkpoint. Returns the records of all steps, those
+    of earlier runs included.
+    """
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(parameters, lr=lr)
+    torch.manual_seed(seed)
+    start, history = 0, []
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint)
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        start, history = state["step"], list(state["history"])
+
+    network.train()
+    for step in range(start, steps):
+        t0 = time.perf_counter()
+        x, labels = batches(step)
+        optimiser.zero_grad()
+        parts = loss(network, x, labels)
+        parts["total"].backward()
+        optimiser.step()
+        record = {"step": step + 1, "seconds": time.perf_counter() - t0, **{k: v.item() for k, v in parts.items()}}
+        history.append(record)
+        if log is not None:
+            log(record)
+        if checkpoint is not None and ((step + 1) % every == 0 or step + 1 == steps):
+            state = {"step": step + 1, "network": network.state_dict(), "optimiser": optimiser.state_dict(),
+                     "rng": torch.get_rng_state(), "history": history,
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            write_atomically(os.fspath(checkpoint), lambda tmp: torch.save(state, tmp))
+    network.eval()
+    return history
