@@ -158,6 +158,20 @@ def test_cluster_local_starts_its_own_workers(inputs, tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(" on 1 Dask worker")
 
 
+def test_check_images_of_a_cluster_run_are_the_in_process_ones(client, inputs, tmp_path, capsys):
+    ref, dsk = tmp_path / "ref", tmp_path / "dsk"
+    ref.mkdir()
+    dsk.mkdir()
+    common = inputs[1:] + ["-VERBOSE_TYPE", "QUIET", "-CHECKIMAGE_TYPE", "CLEANED,BACKGROUND"]
+    assert main_mask(common + ["-OUTPUT_DIR", str(ref)]) == 0
+    assert main_mask(common + ["-OUTPUT_DIR", str(dsk), "-CLUSTER", client.scheduler.address]) == 0
+    assert capsys.readouterr().err == ""
+    names = sorted(os.listdir(ref))
+    assert names == sorted(os.listdir(dsk)) and len(names) == 6  # mask, cleaned, back of 2 files
+    for name in names:
+        assert_same_fits(ref / name, dsk / name)
+
+
 def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_path, capsys):
     inputs = track_inputs
     ref, dsk = tmp_path / "ref.json", tmp_path / "dsk.json"
