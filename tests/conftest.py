@@ -3,6 +3,11 @@ import os
 import numpy as np
 import pytest
 
+# Processes the tests start (commands, Dask workers, killed runs) run from the repository
+# root: they must import the installed package, which has the compiled kernels, not the
+# source folder on the current directory.
+os.environ["PYTHONSAFEPATH"] = "1"
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
