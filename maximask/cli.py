@@ -104,11 +104,8 @@ def run_command(spec, argv, process, prog):
     except (ConfigError, EngineError) as exc:
         say(prog, exc)
         return 2
-    except OutputExistsError as exc:
-        say(prog, _exists(exc))
-        return 1
     except (InputError, OSError) as exc:
-        say(prog, exc)
+        say(prog, _message(exc))
         return 1
     except KeyboardInterrupt:
         say(prog, "interrupted: no partial output left")
@@ -122,19 +119,20 @@ def run_command(spec, argv, process, prog):
     return 1 if failed else 0
 
 
-def _exists(exc):
-    """OutputExistsError in the commands' terms (the exception speaks the API's)."""
-    return f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it"
+def _message(exc):
+    """An error's line in the commands' terms (OutputExistsError speaks the API's)."""
+    if isinstance(exc, OutputExistsError):
+        return f"{exc.path}: output file already exists; set -OVERWRITE Y to replace it"
+    return exc
 
 
-def _each_source(prog, config, planned, work, log):
-    """Call work(source, output) for each planned input; count the inputs that failed."""
+def _each_source(prog, config, sources, work, log):
+    """Call work(source) for each input with a progress bar; count the inputs that failed."""
     failed = 0
     quiet = config.VERBOSE_TYPE == "QUIET"
-    for source, output in progress_bar(planned, desc="files", unit="file",
-                                       quiet=quiet or len(planned) < 2):
+    for source in progress_bar(sources, desc="files", unit="file", quiet=quiet or len(sources) < 2):
         try:
-            work(source, output)
+            work(source)
         except (InputError, EngineError) as exc:
             failed += _report_failure(prog, exc, log)
     return failed
@@ -145,10 +143,7 @@ def _report_failure(prog, exc, log):
     if isinstance(exc, SkippedInput):
         log(exc)
         return 0
-    if isinstance(exc, OutputExistsError):
-        say(prog, _exists(exc))
-    else:
-        say(prog, exc)
+    say(prog, _message(exc))
     return 1
 
 
@@ -178,9 +173,9 @@ def _mask_inputs(config, sources, log):
         log(f"{source.name} -> {path}")
 
     if on_cluster:
-        return len(errors) + _on_cluster("maximask", config, masker, [s for s, _ in planned], log, done,
+        return len(errors) + _on_cluster("maximask", config, masker, planned, log, done,
                                          plan=lambda source, log: masker.plan_file(source, log, protect))
-    return len(errors) + _each_source("maximask", config, planned, lambda source, output: done(
+    return len(errors) + _each_source("maximask", config, planned, lambda source: done(
         source, masker.run_file(source, log=log, protect=protect)), log)
 
 
@@ -202,15 +197,16 @@ def mask_entry():
     sys.exit(main_mask())
 
 
-def _check_output_name(path, sources):
-    """OUTPUT_NAME must be creatable and never one of the inputs (ConfigError otherwise)."""
+def _check_output_name(path, protect):
+    """OUTPUT_NAME must be creatable and never one of the inputs, whose identities are
+    `protect` (ConfigError otherwise)."""
     def refuse(problem):
         return ConfigError(f"OUTPUT_NAME {path}: {problem}", keyword="OUTPUT_NAME")
 
     if os.path.isdir(path):
         raise refuse("is a directory")
     try:
-        check_not_input(path, file_identities(s.path for s in sources))
+        check_not_input(path, protect)
     except OutputError:
         raise refuse("is one of the inputs; it is never written over") from None
     try:
@@ -222,7 +218,8 @@ def _check_output_name(path, sources):
 def _track_inputs(config, sources, log):
     from .tracker import Tracker
 
-    _check_output_name(config.OUTPUT_NAME, sources)
+    protect = file_identities(s.path for s in sources)
+    _check_output_name(config.OUTPUT_NAME, protect)
     tracker = Tracker(config)
     on_cluster = config.CLUSTER.upper() != "NONE"
     if not on_cluster:  # on a cluster, the workers open the network
@@ -240,10 +237,10 @@ def _track_inputs(config, sources, log):
     if on_cluster:
         failed = _on_cluster("maxitrack", config, tracker, sources, log, done)
     else:
-        failed = _each_source("maxitrack", config, [(s, None) for s in sources],
-                              lambda source, output: done(source, tracker.score_file(source, log=log)), log)
+        failed = _each_source("maxitrack", config, sources,
+                              lambda source: done(source, tracker.score_file(source, log=log)), log)
     write_track_output(config, [entry for source in sources for entry in scores.get(source, ())],
-                       protect=file_identities(s.path for s in sources))
+                       protect=protect)
     return failed
 
 
@@ -294,7 +291,6 @@ def track_entry():
     sys.exit(main_track())
 
 
-
 def _eval_inputs(config, sources, log):
     from .maxieval import Evaluation, check_outputs, finish
 
@@ -303,13 +299,13 @@ def _eval_inputs(config, sources, log):
     evaluation = Evaluation(config, log, protect)
     evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
 
-    def work(source, output):
+    def work(source):
         before = len(evaluation.images)
         evaluation.run_file(source)
         done = evaluation.images[before:]
         log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
 
-    failed = _each_source("maxieval", config, [(s, None) for s in sources], work, log)
+    failed = _each_source("maxieval", config, sources, work, log)
     if evaluation.images:
         finish(evaluation)
     return failed

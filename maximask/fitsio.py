@@ -264,7 +264,7 @@ def plan_outputs(sources: Sequence[ImageSource], name_output, protect: frozenset
     name_output(source) gives an output path (it may raise OutputError). An input fails
     here when its output would be any input of the run (`protect`), the output of an
     earlier input, or in a directory where no file can be created. Returns
-    ``(planned, errors)``: ``[(source, output_path)]`` and InputErrors, in input order.
+    ``(planned, errors)``: the sources whose output is fine, and InputErrors, in input order.
     """
     planned, errors, taken, folders = [], [], {}, {}
     for source in sources:
@@ -291,7 +291,7 @@ def plan_outputs(sources: Sequence[ImageSource], name_output, protect: frozenset
             if folders[folder] is not None:
                 raise OutputError(source.name, f"output {path}: {folders[folder].problem}")
             taken[key] = source.name
-            planned.append((source, path))
+            planned.append(source)
         except InputError as exc:
             errors.append(exc)
     return planned, errors
