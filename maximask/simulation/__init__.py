@@ -9,6 +9,7 @@ One module per contaminant family: `cosmics` (CR), `defects` (HCL, DCL, HP, DP, 
 SP); `scene` measures the clean image's background with the project's own kernel and
 `raster` holds the pixel operations they share.
 """
+import dataclasses
 import inspect
 
 import numpy as np
@@ -36,6 +37,8 @@ ADDITIVE = (("NEB", inject_nebulosity), ("FR", inject_fringes), ("P", inject_per
 STATIC = (("HCL", inject_hot_columns), ("DCL", inject_dead_columns), ("HP", inject_hot_pixels),
           ("DP", inject_dead_pixels), ("OV", inject_overscan))
 SCENE_PARAMETERS = ("saturation", "fwhm")
+#: patterns that `quarter_turns` rotates (the paper's augmentation, §2.3.4)
+TURNED = ("CR", "FR", "NEB")
 
 
 def parse_classes(classes):
@@ -64,7 +67,7 @@ def parameter_names():
     return names
 
 
-def inject(clean, classes=None, seed=None, **parameters):
+def inject(clean, classes=None, seed=None, quarter_turns=0, **parameters):
     """Inject contaminants into a clean exposure: returns ``(image, truth)``.
 
     clean: 2-D array (ADU, background included), never modified. classes: abbreviations
@@ -73,6 +76,9 @@ def inject(clean, classes=None, seed=None, **parameters):
     class's contaminants for a seed do not depend on which other classes are injected.
     parameters: the recipes' options (``parameter_names()``), e.g. ``darks=[...]``,
     ``saturation=65000``, ``fwhm=3.2``, ``pixel_scale=0.26``; an unknown one is an error.
+    quarter_turns: the CR, fringe and nebulosity patterns are drawn turned by this many
+    times 90 degrees (the training augmentation of §2.3.4); the other classes are not, so
+    columns stay columns.
 
     image: float32 (h, w). truth: bool (14, h, w) in class-table order. Classes are not
     exclusive, except that a static defect (HCL, DCL, HP, DP, OV) owns its pixels: earlier
@@ -100,9 +106,16 @@ def inject(clean, classes=None, seed=None, **parameters):
     with np.errstate(invalid="ignore"):
         truth[BBG] = clean > scene.level + BBG_SIGMAS * scene.sigma
 
+    turns = int(quarter_turns) % 4
+
     def run(abbr, function, **extra):
         options = {p: parameters[p] for p in _keywords(function) if p in parameters}
-        return function(image, scene, rngs[ABBREVIATIONS.index(abbr)], **options, **extra)
+        rng = rngs[ABBREVIATIONS.index(abbr)]
+        if abbr in TURNED and turns:  # draw on a turned view: the light lands in `image`
+            view = np.rot90(image, turns)
+            turned = dataclasses.replace(scene, shape=view.shape, level=np.rot90(scene.level, turns))
+            return np.rot90(function(view, turned, rng, **options, **extra), -turns)
+        return function(image, scene, rng, **options, **extra)
 
     for abbr, function in ADDITIVE:
         if abbr == "SAT" and ("SAT" in names or "SP" in names):
