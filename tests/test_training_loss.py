@@ -165,3 +165,40 @@ def test_a_few_adam_steps_lower_the_loss_on_a_fixed_batch(network_tiles):
     assert history[-1] < 0.95 * history[0], history
     assert after["main"].item() < history[0]
     assert after["regularisation"].item() > 0  # the weights moved away from the published ones
+
+
+def test_distillation_scores_the_focus_classes_and_holds_the_others_to_the_teacher():
+    rng = np.random.default_rng(5)
+    shape = (2, NCLASSES, 9, 7)
+    labels = random_labels(rng, shape)
+    student = rng.normal(0, 3, shape).astype(np.float32)
+    teacher = rng.normal(0, 3, shape).astype(np.float32)
+    w_c = class_weights(class_fractions(labels))
+    trl = ABBREVIATIONS.index("TRL")
+
+    class Outputs(torch.nn.Module):
+        def __init__(self, final):
+            super().__init__()
+            self.final = final
+
+        def logits(self, x):
+            return torch.from_numpy(self.final), {}
+
+    loss = MaskLoss(w_c, aux={}, regularisation="NONE", teacher=Outputs(teacher), focus=[trl], distill=2.5)
+    parts = loss(Outputs(student), torch.zeros(2, 1, 9, 7), torch.from_numpy(labels))
+    raw = (labels * w_c[None, :, None, None]).sum(axis=1)
+    smooth = np.stack([ndimage.convolve(r, GAUSSIAN, mode="constant", cval=0.0) for r in raw])
+    main = (smooth * numpy_bce(student[:, trl], labels[:, trl])).sum() / 2  # the focus class only
+    others = [k for k in range(NCLASSES) if k != trl]
+    distill = 2.5 * ((student[:, others].astype(np.float64) - teacher[:, others]) ** 2).mean(axis=1).sum() / 2
+    assert parts["main"].item() == pytest.approx(main, rel=1e-5)
+    assert parts["distillation"].item() == pytest.approx(distill, rel=1e-5)
+    assert parts["total"].item() == pytest.approx(main + distill, rel=1e-5)
+    # labels of the held classes do not matter; the teacher's logits of the focus class neither
+    labels[:, others] = 1 - labels[:, others]
+    teacher[:, trl] += 10
+    again = MaskLoss(w_c, aux={}, regularisation="NONE", teacher=Outputs(teacher), focus=[trl], distill=2.5)(
+        Outputs(student), torch.zeros(2, 1, 9, 7), torch.from_numpy(labels))
+    assert again["distillation"].item() == pytest.approx(distill, rel=1e-5)
+    with pytest.raises(ValueError, match="focus classes"):
+        MaskLoss(w_c, teacher=Outputs(teacher), regularisation="NONE")

@@ -108,31 +108,56 @@ class Regularisation(nn.Module):
 
 
 class MaskLoss(nn.Module):
-    """The total MaxiMask loss: main + auxiliary sigmoid cross-entropies + regularisation.
+    """The total MaxiMask loss: main + auxiliary sigmoid cross-entropies + regularisation
+    (+ distillation when a teacher is given).
 
     weights: the class weights w_c (eq. 15, from the training set's class fractions, once);
     aux: {decoder level: weight} of the pre-prediction losses; regularisation, strength,
     reference: as Regularisation.
+
+    Fine-tuning aimed at some classes (Learning without Forgetting, Li & Hoiem 2016):
+    `teacher`, a frozen copy of the starting network, and `focus`, the indices of the classes
+    aimed at. The cross-entropies then cover the focus classes only, and every other class
+    is held to the teacher's logits: + distill * sum over pixels of the mean over those
+    classes of (z - z_teacher)^2, averaged over the batch. Logits, not probabilities, so
+    that the ranking of low-probability pixels, which an AUC counts, is kept too.
     """
 
     def __init__(self, weights, aux=AUX_THREE_SMALLEST, regularisation="PUBLISHED", strength=1.0,
-                 reference=None):
+                 reference=None, teacher=None, focus=(), distill=1.0):
         super().__init__()
         self.regularise = Regularisation(regularisation, strength, reference)
         self.register_buffer("weights", torch.as_tensor(np.asarray(weights), dtype=torch.float32))
         self.aux = dict(aux)
+        self.teacher, self.distill = teacher, float(distill)
+        if teacher is not None:
+            if not len(focus):
+                raise ValueError("distillation needs the focus classes, which it leaves free")
+            teacher.eval().requires_grad_(False)
+        chosen = np.zeros(len(self.weights), bool)
+        chosen[list(focus)] = True
+        self.register_buffer("focus", torch.as_tensor(chosen if teacher is not None else ~chosen))
 
     def forward(self, network, x, labels):
         """Losses of `network` (a MaxiMask module) on compressed pixels x and 0/1 labels, as a
-        dict of scalars: main, aux, regularisation and total (what to minimise)."""
+        dict of scalars: main, aux, regularisation, distillation (with a teacher) and total
+        (what to minimise)."""
         final, pre = network.logits(x)
         labels = labels.to(final.dtype)
         weights = pixel_weights(labels, self.weights)
-        main = sigmoid_cross_entropy(final, labels, weights)
-        aux = sum((w * sigmoid_cross_entropy(pre[level], labels, weights) for level, w in self.aux.items()),
-                  final.new_zeros(()))
+        scored = self.focus  # the classes the cross-entropies cover: all, or the focus ones
+        main = sigmoid_cross_entropy(final[:, scored], labels[:, scored], weights)
+        aux = sum((w * sigmoid_cross_entropy(pre[level][:, scored], labels[:, scored], weights)
+                   for level, w in self.aux.items()), final.new_zeros(()))
         reg = self.regularise(network)
-        return {"main": main, "aux": aux, "regularisation": reg, "total": main + aux + reg}
+        parts = {"main": main, "aux": aux, "regularisation": reg}
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher.logits(x)[0][:, ~scored]
+            gap = (final[:, ~scored] - target) ** 2
+            parts["distillation"] = self.distill * gap.mean(dim=1).sum() / x.shape[0]
+        parts["total"] = sum(parts.values())
+        return parts
 
 
 class TrackLoss(nn.Module):

@@ -144,8 +144,8 @@ def set_trainable(module, names):
     layers = {name for name, _ in module.named_children()}
     chosen = set()
     for name in names:
-        if name in groups:
-            chosen.update(groups[name])
+        if name.upper() in groups:  # group names in any case
+            chosen.update(groups[name.upper()])
         elif name in layers:
             chosen.add(name)
         else:

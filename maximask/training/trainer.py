@@ -18,13 +18,21 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every=100, log=None):
+class CheckpointMismatch(ValueError):
+    """A checkpoint written by a run of another configuration (its `tag` differs)."""
+
+
+def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every=100, log=None,
+          validate=None, tag=None):
     """Minimise loss(network, x, labels)["total"] by Adam over steps 0..steps-1.
 
     batches: step -> (x, labels) tensors on the network's device; lr: Adam's step size;
     seed: torch's RNG seed at step 0; checkpoint: a file path, read to resume when it exists
     and written every `every` steps and at the end; log: called with each step's record
-    ({"step", "seconds", and each loss part}) once that step is done. Only parameters that
+    ({"step", "seconds", and each loss part}) once that step is done; validate: called with
+    the step number after each step, returns None or a dict added to that step's record
+    (e.g. a validation loss), in eval mode. tag: any JSON-like value stored in the
+    checkpoint; resuming from one of another tag raises CheckpointMismatch. Only parameters that
     require gradients are optimised (see ``set_trainable``). The loss's reference weights
     (regularisation towards the published weights) are the caller's: build the loss from
     the starting weights, not from a checkpoint. Returns the records of all steps, those
@@ -36,6 +44,8 @@ def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every
     start, history = 0, []
     if checkpoint is not None and os.path.exists(checkpoint):
         state = load_checkpoint(checkpoint)
+        if state.get("tag") != tag:
+            raise CheckpointMismatch(f"checkpoint {checkpoint} was written by a run of another configuration")
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
         torch.set_rng_state(state["rng"])
@@ -52,12 +62,16 @@ def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every
         parts["total"].backward()
         optimiser.step()
         record = {"step": step + 1, "seconds": time.perf_counter() - t0, **{k: v.item() for k, v in parts.items()}}
+        if validate is not None:
+            network.eval()
+            record.update(validate(step + 1) or {})
+            network.train()
         history.append(record)
         if log is not None:
             log(record)
         if checkpoint is not None and ((step + 1) % every == 0 or step + 1 == steps):
             state = {"step": step + 1, "network": network.state_dict(), "optimiser": optimiser.state_dict(),
-                     "rng": torch.get_rng_state(), "history": history,
+                     "rng": torch.get_rng_state(), "history": history, "tag": tag,
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
             write_atomically(os.fspath(checkpoint), lambda tmp: torch.save(state, tmp))
     network.eval()
