@@ -68,13 +68,17 @@ def model_info(name, model_dir=None):
     float). A model directory's model.json gives them as ``training_priors`` (re-estimated
     after training); without that entry, the published network's apply.
 
+    thresholds: MaxiMask's best-MCC thresholds on the validation samples of its training
+    (model.json ``thresholds``, 14 numbers in [0, 1]), or None (the packaged network, or a
+    directory without them): see with_model_thresholds.
+
     A model directory whose model.json is missing, unreadable, for another network or with
-    bad training priors raises EngineError (one line).
+    bad training priors or thresholds raises EngineError (one line).
     """
     packaged_priors = TRAINING_PRIORS.copy() if name == "maximask" else 0.5  # MaxiTrack: balanced classes
     if not model_dir:
         return {"label": MODEL_VERSION, "weights_sha256": PACKAGED_WEIGHTS_SHA256[name],
-                "training_priors": packaged_priors}
+                "training_priors": packaged_priors, "thresholds": None}
     path = os.path.join(model_dir, MODEL_INFO_FILE)
     try:
         with open(path) as f:
@@ -98,8 +102,31 @@ def model_info(name, model_dir=None):
         expected = f"{len(TRAINING_PRIORS)} numbers" if name == "maximask" else "a number"
         raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} training_priors {priors!r}: "
                           f"{expected} in (0,1) expected")
+    thresholds = info.get("thresholds")
+    if thresholds is not None:
+        try:
+            thresholds = np.asarray(thresholds, dtype=np.float64)
+            valid = name == "maximask" and thresholds.shape == TRAINING_PRIORS.shape and \
+                ((thresholds >= 0) & (thresholds <= 1)).all()
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise EngineError(f"model directory {model_dir}: {MODEL_INFO_FILE} thresholds {info['thresholds']!r}: "
+                              f"{len(TRAINING_PRIORS)} numbers in [0,1] expected")
     return {"label": os.path.abspath(model_dir), "weights_sha256": info["weights_sha256"],
-            "training_priors": checked if name == "maximask" else float(checked)}
+            "training_priors": checked if name == "maximask" else float(checked), "thresholds": thresholds}
+
+
+def with_model_thresholds(config):
+    """`config` (maximask or maxieval) with the THRESHOLDS of its NETWORK's model.json when
+    THRESHOLDS was left at its default; otherwise `config` itself. Set THRESHOLDS (file or
+    command line) to override a model's thresholds."""
+    if not config.NETWORK or config.origin("THRESHOLDS") != "default":
+        return config
+    thresholds = model_info("maximask", config.NETWORK)["thresholds"]
+    if thresholds is None:
+        return config
+    return config.replace(THRESHOLDS=tuple(float(t) for t in thresholds), location=MODEL_INFO_FILE)
 
 
 def available_devices():

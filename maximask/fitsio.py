@@ -94,6 +94,8 @@ class SkippedInput(InputError):
 
 #: The card every maximask output image HDU carries: a file with it is never an input.
 OUTPUT_MARK = "MM_VERS"
+#: Check-images that maxieval and maxitrain take as clean inputs (see is_marked).
+CLEAN_FIELDS = ("CLEANED",)
 
 
 def _one_line(text) -> str:
@@ -243,8 +245,16 @@ def _scan_dir(path: str, suffix: str, where: str) -> list[ImageSource]:
     return [ImageSource(os.path.join(path, n)) for n in keep]
 
 
-def is_output_file(path: str) -> bool:
-    """True if `path` is a FITS file one of whose headers carries :data:`OUTPUT_MARK`.
+def is_marked(header, accept=()) -> bool:
+    """True if `header` carries :data:`OUTPUT_MARK` (one of our outputs), unless it is a
+    check-image whose MM_CHECK type is in `accept` (e.g. ``("CLEANED",)``: a cleaned
+    image is a fine clean field for maxieval and maxitrain)."""
+    return OUTPUT_MARK in header and header.get("MM_CHECK") not in accept
+
+
+def is_output_file(path: str, accept=()) -> bool:
+    """True if `path` is a FITS file one of whose headers carries :data:`OUTPUT_MARK`
+    (check-images of the types `accept` excepted, see is_marked).
 
     Only headers are read; a file that cannot be read is not called an output (reading it
     as an input then says what is wrong with it).
@@ -253,7 +263,7 @@ def is_output_file(path: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with fits.open(path, mode="readonly", lazy_load_hdus=True) as hdul:
-                return any(OUTPUT_MARK in hdu.header for hdu in hdul)
+                return any(is_marked(hdu.header, accept) for hdu in hdul)
     except Exception:                                                 # noqa: BLE001
         return False
 
@@ -460,8 +470,10 @@ def _describe_hdu(index: int, hdu, name: str) -> ImageHDUData:
 
 
 @contextlib.contextmanager
-def open_image(source: ImageSource | str) -> Iterator[FitsImage]:
+def open_image(source: ImageSource | str, accept=()) -> Iterator[FitsImage]:
     """Open an input read-only and describe its HDUs (no pixel data read yet).
+
+    One of our outputs raises SkippedInput, except check-images of the types `accept`.
 
     Raises InputError when the file is missing, not FITS, truncated in its headers, the
     ``[N]`` index is out of range or names a non-image HDU, or there is no image HDU to mask.
@@ -496,7 +508,7 @@ def open_image(source: ImageSource | str) -> Iterator[FitsImage]:
             picked = [source.hdu]
         with _warnings_as_errors(source.path):
             hdus = [_describe_hdu(i, hdul[i], f"{source.path}[{i}]") for i in picked]
-        if any(OUTPUT_MARK in h.header for h in hdus):
+        if any(is_marked(h.header, accept) for h in hdus):
             raise SkippedInput(source.name, f"skipped: a maximask output ({OUTPUT_MARK} card), "
                                             "not an image to mask")
         if source.hdu is not None and not hdus[0].maskable:
@@ -857,3 +869,34 @@ def write_atomically(path: str, write, before_replace=None, protect: frozenset =
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def image_planes(source, log=None, accept=()):
+    """Yield ``(name, plane, header)`` for every image of `source` (a path or ImageSource):
+    each image HDU, and each plane of a cube (``name[p]``); plane: 2-D array as read,
+    header: the HDU's header. A plane that is all zero or all NaN is said through `log`
+    and skipped; InputError (the first problem) when no plane of the file is usable.
+    accept: as open_image.
+    """
+    log = log or (lambda line: None)
+    if isinstance(source, str):
+        source = find_inputs([source])[0]
+    with open_image(source, accept) as image:
+        failures = []
+        for info in image.maskable:
+            hdu = image.read(info)
+            planes = [hdu.data] if hdu.data.ndim == 2 else list(hdu.data)
+            for p, plane in enumerate(planes):
+                name = hdu.name if len(planes) == 1 else f"{hdu.name}[{p}]"
+                try:
+                    nbad = check_data(plane, name)
+                except InputError as exc:
+                    failures.append(exc)
+                    log(f"{exc}: skipped")
+                    continue
+                if nbad:
+                    log(f"{name}: {nbad} NaN or infinite pixels (estimated as 0)")
+                yield name, plane, info.header
+            del hdu
+        if failures and len(failures) == len(image.maskable):
+            raise failures[0]

@@ -18,7 +18,7 @@ from . import __version__, fitsio, kernels, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import model_info, open_network
+from .engine import model_info, open_network, with_model_thresholds
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -41,7 +41,7 @@ class Masker:
 
     def __init__(self, config=None, **keywords):
         config = config if config is not None else MASK_KEYWORDS.defaults()
-        self.config = config.replace(**keywords) if keywords else config
+        self.config = with_model_thresholds(config.replace(**keywords) if keywords else config)
         c = self.config
         self.mode = OUTPUT_TYPES[c.OUTPUT_TYPE][0]
         # planes follow the class table's order, whatever order CLASSES lists them in

@@ -19,18 +19,20 @@ import time
 
 import numpy as np
 
-from . import MODEL_VERSION, __version__, fitsio
+from . import __version__, fitsio
 from .classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
 from .config import MASK_KEYWORDS
+from .engine import with_model_thresholds
 from .evaluate import ScoreHistograms, logit, prior_shift
 
 #: The classes whose flags in a clean input mark pixels to ignore (all but BBG and BG).
 LOCAL_CLASSES = tuple(range(NCLASSES - 2))
 
 
-def flagged(proba, priors, thresholds, classes=LOCAL_CLASSES):
+
+def flagged(proba, priors, thresholds, classes=LOCAL_CLASSES, training_priors=TRAINING_PRIORS):
     """(h, w) bool: pixels where a class of `classes` has p' > threshold (raw proba (14, h, w))."""
-    cuts = logit(np.asarray(thresholds, dtype=np.float64)) + prior_shift(priors)
+    cuts = logit(np.asarray(thresholds, dtype=np.float64)) + prior_shift(priors, training_priors)
     out = np.zeros(proba.shape[1:], bool)
     for k in classes:
         out |= logit(proba[k]) > cuts[k]
@@ -87,7 +89,7 @@ class Evaluation:
     def __init__(self, config, log=None, protect=frozenset()):
         from .masker import Masker
 
-        self.config = c = config
+        self.config = c = with_model_thresholds(config)
         self.log = log or (lambda line: None)
         self.protect = protect  # files never written over (the run's inputs)
         self.masker = Masker(MASK_KEYWORDS.defaults().replace(
@@ -95,6 +97,7 @@ class Evaluation:
             BACK_SIZE=c.BACK_SIZE, TILE_SIZE=c.TILE_SIZE, TILE_MARGIN=c.TILE_MARGIN,
             BATCH_SIZE=c.BATCH_SIZE, DEVICE=c.DEVICE, NTHREADS=c.NTHREADS, NETWORK=c.NETWORK,
             VERBOSE_TYPE="QUIET"))
+        self.training_priors = self.masker.model["training_priors"]
         self.darks = [read_frame(path) for path in c.DARK_FRAMES]
         self.labeled = ScoreHistograms(bins=c.LOGIT_BINS)
         self.unlabeled = ScoreHistograms(bins=c.LOGIT_BINS)
@@ -119,28 +122,14 @@ class Evaluation:
 
     def run_file(self, source):
         """Evaluate every image HDU of `source` (cube planes one by one); InputError if none."""
-        if isinstance(source, str):
-            source = fitsio.find_inputs([source])[0]
-        with fitsio.open_image(source) as image:
-            failures = []
-            for info in image.maskable:
-                with self.timer("reading"):
-                    hdu = image.read(info)
-                planes = [hdu.data] if hdu.data.ndim == 2 else list(hdu.data)
-                for p, plane in enumerate(planes):
-                    name = hdu.name if len(planes) == 1 else f"{hdu.name}[{p}]"
-                    try:
-                        nbad = fitsio.check_data(plane, name)
-                    except fitsio.InputError as exc:
-                        failures.append(exc)
-                        self.log(f"{exc}: not evaluated")
-                        continue
-                    if nbad:
-                        self.log(f"{name}: {nbad} NaN or infinite pixels (estimated as 0)")
-                    self.run_image(plane, name, fitsio.output_header(info.header))
-                del hdu
-            if failures and len(failures) == len(image.maskable):
-                raise failures[0]
+        planes = fitsio.image_planes(source, self.log, accept=fitsio.CLEAN_FIELDS)
+        while True:
+            with self.timer("reading"):
+                plane = next(planes, None)
+            if plane is None:
+                return
+            name, data, header = plane
+            self.run_image(data, name, fitsio.output_header(header))
 
     def run_image(self, clean, name, header=None):
         """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored."""
@@ -156,7 +145,8 @@ class Evaluation:
         unlabeled, labeled = ScoreHistograms(bins=c.LOGIT_BINS), ScoreHistograms(bins=c.LOGIT_BINS)
         with self.timer("histograms"):
             unlabeled.add(proba)
-            ignore = flagged(proba, c.PRIORS, c.THRESHOLDS) if c.IGNORE_FLAGGED else None
+            ignore = (flagged(proba, c.PRIORS, c.THRESHOLDS, training_priors=self.training_priors)
+                      if c.IGNORE_FLAGGED else None)
         del proba
         windows = sample_windows(clean.shape, c.SAMPLE_SIZE, c.NSAMPLES, c.SEED, index)
         for s, (y0, x0, y1, x1) in enumerate(progress_bar(windows, desc=name, unit="sample", leave=False,
@@ -205,7 +195,8 @@ class Evaluation:
         """What the report says about the run: inputs, samples, pixels, software."""
         c = self.config
         return {
-            "software": f"maxieval {__version__}", "networks": MODEL_VERSION,
+            "software": f"maxieval {__version__}", "networks": self.masker.model["label"],
+            "weights_sha256": self.masker.model["weights_sha256"],
             "images": [{"name": n, "shape": list(s), "samples": k, "excluded": e}
                        for n, s, k, e in self.images],
             "samples": int(sum(k for _, _, k, _ in self.images)),
@@ -213,7 +204,7 @@ class Evaluation:
             "ignore_flagged": bool(c.IGNORE_FLAGGED),
             "scored_pixels": int(self.labeled.counts[0].sum()),
             "excluded_pixels": int(self.labeled.excluded),
-            "training_priors": [float(t) for t in TRAINING_PRIORS],
+            "training_priors": [float(t) for t in self.training_priors],
         }
 
 
@@ -275,7 +266,7 @@ def finish(evaluation):
                     plots.mcc_figure(report, paths["mcc"])
                 elif evaluation.example is not None:
                     image, truth, proba, _ = evaluation.example
-                    predicted = np.stack([flagged(proba, c.PRIORS, c.THRESHOLDS, [k])
+                    predicted = np.stack([flagged(proba, c.PRIORS, c.THRESHOLDS, [k], evaluation.training_priors)
                                           for k in range(NCLASSES)])
                     plots.sample_figure(image, truth, predicted, paths["sample"])
                 log(f"figure in {paths[kind]}")

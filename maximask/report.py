@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from .classes import ABBREVIATIONS, TRAINING_PRIORS
+from .classes import ABBREVIATIONS
 from .evaluate import FPR_LEVELS, PAPER_AUC, class_metrics, evaluate, mcc_curve, operating_point, prior_shift, roc_curve
 from .fitsio import write_atomically
 from .priors import estimate_priors
@@ -32,9 +32,10 @@ def build_report(evaluation):
     """The report of an :class:`maximask.maxieval.Evaluation` as a JSON-ready dict."""
     c = evaluation.config
     hist = evaluation.labeled
-    table = evaluate(hist, c.PRIORS, c.THRESHOLDS)
-    sample_em, _ = estimate_priors(hist)
-    input_em, _ = estimate_priors(evaluation.unlabeled)
+    trained = evaluation.training_priors  # those of the network evaluated (NETWORK)
+    table = evaluate(hist, c.PRIORS, c.THRESHOLDS, trained)
+    sample_em, _ = estimate_priors(hist, trained)
+    input_em, _ = estimate_priors(evaluation.unlabeled, trained)
     rows, curves, paste_thresholds = [], [], []
     for k, m in enumerate(table):
         row = m.as_dict()
@@ -42,11 +43,11 @@ def build_report(evaluation):
         row["fraction"] = m.positives / scored if scored else float("nan")
         row["paper_auc"] = PAPER_AUC[m.abbr]
         row["em_fraction"] = float(sample_em[k])
-        row["mcc_em"] = operating_point(hist, k, c.THRESHOLDS[k], float(prior_shift(sample_em[k], TRAINING_PRIORS[k])))[3]
+        row["mcc_em"] = operating_point(hist, k, c.THRESHOLDS[k], float(prior_shift(sample_em[k], trained[k])))[3]
         rows.append(row)
-        best = class_metrics(hist, k, input_em[k], c.THRESHOLDS[k]).best_threshold
+        best = class_metrics(hist, k, input_em[k], c.THRESHOLDS[k], trained[k]).best_threshold
         paste_thresholds.append(best if np.isfinite(best) else c.THRESHOLDS[k])
-        curves.append(_curves(hist, k, float(prior_shift(c.PRIORS[k], TRAINING_PRIORS[k]))))
+        curves.append(_curves(hist, k, float(prior_shift(c.PRIORS[k], trained[k]))))
     report = evaluation.summary()
     report.update({
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
