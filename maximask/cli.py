@@ -1,9 +1,10 @@
-"""The ``maximask``, ``maxitrack`` and ``maxieval`` commands, AstrOmatic style.
+"""The ``maximask``, ``maxitrack``, ``maxieval`` and ``maxitrain`` commands, AstrOmatic style.
 
     maximask [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maximask -d | -dd | -v | -h
     maxitrack [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maxieval [-c CONFIG] IMAGE... [-KEYWORD value ...]
+    maxitrain [-c CONFIG] IMAGE... [-KEYWORD value ...]   (MaxiTrack: LABEL_LIST...)
 
 Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
 note); 1 some inputs failed (each said in one line on stderr, the others still processed);
@@ -19,9 +20,9 @@ import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS, ConfigError, dump, load_config, split_argv
 from .engine import EngineError, model_info
-from .fitsio import (InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
+from .fitsio import (CLEAN_FIELDS, InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
                      check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
                      write_atomically)
 from .progress import progress_bar, say
@@ -55,8 +56,13 @@ def usage(spec, prog):
     return "\n".join(lines) + "\n"
 
 
-def run_command(spec, argv, process, prog):
+def run_command(spec, argv, process, prog, accept=(), strict=False):
     """Shared driver of the commands: switches, configuration, inputs, per-input errors.
+
+    Our own outputs given as inputs are skipped, except check-images of the types `accept`.
+    strict: a bad argument or list entry stops the run before any work (exit 2), instead
+    of leaving the others to be processed (maxitrain: a model of part of its inputs is
+    not the model asked for).
 
     process(config, sources, log) checks what it needs before any input is read (raising
     ConfigError or EngineError, exit 2), processes the inputs and returns the number that
@@ -94,9 +100,11 @@ def run_command(spec, argv, process, prog):
         sources = find_inputs(line.images, getattr(config, "OUTPUT_SUFFIX", ".mask.fits"), errors)
         for exc in errors:
             say(prog, exc)
+        if strict and errors:
+            raise ConfigError(nothing_done(len(errors)))
         kept = []
         for source in sources:
-            if is_output_file(source.path):
+            if is_output_file(source.path, accept):
                 log(f"{source.name}: skipped: a maximask output, not an image to process")
             else:
                 kept.append(source)
@@ -117,6 +125,10 @@ def run_command(spec, argv, process, prog):
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 1 if failed else 0
+
+
+def nothing_done(count):
+    return f"{count} input(s) could not be read: nothing done"
 
 
 def _message(exc):
@@ -314,11 +326,46 @@ def _eval_inputs(config, sources, log):
 def main_eval(argv=None):
     """Entry point of ``maxieval``."""
     argv = sys.argv[1:] if argv is None else argv
-    return run_command(EVAL_KEYWORDS, argv, _eval_inputs, "maxieval")
+    return run_command(EVAL_KEYWORDS, argv, _eval_inputs, "maxieval", accept=CLEAN_FIELDS)
 
 
 def eval_entry():
     sys.exit(main_eval())
+
+
+def _train_inputs(config, sources, log):
+    from .maxitrain import Training, check_outputs, read_labels
+
+    protect = file_identities(s.path for s in sources)
+    check_outputs(config, protect)
+    training = Training(config, log)
+    failed = 0
+    if config.TRAIN_NETWORK == "MAXITRACK":  # the inputs are lists of 'file label' lines
+        errors, pairs = [], []
+        for source in sources:
+            pairs += read_labels(source.path, errors)
+        for exc in errors:
+            say("maxitrain", exc)
+        failed += len(errors)
+        labels = dict(pairs)
+        failed += _each_source("maxitrain", config, list(labels),
+                               lambda source: training.add_file(source, labels[source]), log)
+    else:
+        failed += _each_source("maxitrain", config, sources, training.add_file, log)
+    if failed:  # a model trained on part of what was asked is not what was asked
+        raise ConfigError(nothing_done(failed))
+    training.run()
+    return 0
+
+
+def main_train(argv=None):
+    """Entry point of ``maxitrain``."""
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(TRAIN_KEYWORDS, argv, _train_inputs, "maxitrain", accept=CLEAN_FIELDS, strict=True)
+
+
+def train_entry():
+    sys.exit(main_train())
 
 
 if __name__ == "__main__":

@@ -681,6 +681,81 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
 ], checks=[_check_tiles, _check_checkplots])
 
 
+def _check_training(values):
+    overlap = set(values["FOCUS_CLASSES"]) - set(values["INJECT_CLASSES"]) - {"NONE"}
+    if "NONE" in values["FOCUS_CLASSES"] and len(values["FOCUS_CLASSES"]) > 1:
+        raise ConfigError("FOCUS_CLASSES: NONE cannot be combined with classes", keyword="FOCUS_CLASSES")
+    if overlap:
+        raise ConfigError(f"FOCUS_CLASSES: {','.join(sorted(overlap))} not in INJECT_CLASSES",
+                          keyword="FOCUS_CLASSES")
+    if values["DISTILL_STRENGTH"] > 0 and values["FOCUS_CLASSES"] == ("NONE",):
+        raise ConfigError("DISTILL_STRENGTH: distillation holds the classes outside FOCUS_CLASSES, "
+                          "which is NONE", keyword="DISTILL_STRENGTH")
+    if not values["OUTPUT_NETWORK"]:
+        raise ConfigError('OUTPUT_NETWORK: a model directory name is needed, got ""', keyword="OUTPUT_NETWORK")
+
+
+TRAIN_KEYWORDS = ConfigSpec("maxitrain", "default.train", [
+    # Network
+    enumeration("TRAIN_NETWORK", "MAXIMASK", ("MAXIMASK", "MAXITRACK"),
+                "MAXIMASK (inputs: clean images) or MAXITRACK (inputs: lists of 'file label' lines)",
+                "Network"),
+    dataclasses.replace(NETWORK, comment='model directory to start from ("" = the published weights)',
+                        section="Network"),
+    string("OUTPUT_NETWORK", "maximask.model", "model directory written (never replaced)", "Network"),
+    string_list("TRAIN_LAYERS", ("ALL",), "ALL, or layer groups (ENCODER, DECODER, UCP, FINAL; "
+                "CONV, DENSE) and layer names to train", "Network", unique=True),
+    # Samples
+    integer("SAMPLE_SIZE", 256, "[pixel] side of the MaxiMask training samples (MaxiTrack: 400)",
+            "Samples", minimum=64),
+    integer("NSAMPLES", 2000, "samples in the training set", "Samples", minimum=1),
+    integer("NVALID", 64, "samples in the validation set", "Samples", minimum=1),
+    number("VALID_FRAC", 0.2, "fraction of the input images kept apart for validation", "Samples",
+           minimum=0.0, maximum=1.0, min_open=True, max_open=True),
+    enumeration_list("INJECT_CLASSES", _DEFAULT_CLASSES, _DEFAULT_CLASSES,
+                     "contaminants injected, each with probability 1/2 per sample", "Samples",
+                     min_length=1, max_length=len(_DEFAULT_CLASSES), unique=True),
+    enumeration_list("FOCUS_CLASSES", ("NONE",), ("NONE",) + _DEFAULT_CLASSES,
+                     "NONE or classes injected in every sample (among INJECT_CLASSES)", "Samples",
+                     max_length=len(_DEFAULT_CLASSES), unique=True),
+    boolean("REBIN", True, "rebin 2x2 half of the samples of images whose FWHM stays > 2 px (Y/N)",
+            "Samples"),
+    number("SEEING_FWHM", 0.0, "[pixel] FWHM of the inputs (0 = measured on each image)", "Samples",
+           minimum=0.0),
+    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
+           "Samples", minimum=0.0),
+    number("OFFSET_SIGMA", 1.0, "[sigma] std of the random background offset of the compression",
+           "Samples", minimum=0.0, expert=True),
+    integer("SEED", 0, "random seed of the samples, the validation split and the optimiser", "Samples",
+            minimum=0),
+    # Optimisation
+    integer("STEPS", 1000, "optimisation steps", "Optimisation", minimum=1),
+    integer("BATCH_SIZE", 4, "samples per step", "Optimisation", minimum=1),
+    number("LEARNING_RATE", 1e-4, "Adam step size", "Optimisation", minimum=0.0, min_open=True),
+    enumeration("REGULARISATION", "PUBLISHED", ("PUBLISHED", "ZERO", "NONE"),
+                "kernels pulled towards the PUBLISHED (starting) weights, to ZERO (L2), or NONE",
+                "Optimisation"),
+    number("REG_STRENGTH", 1.0, "lambda of the regularisation (eq. 17)", "Optimisation", minimum=0.0),
+    enumeration("CLASS_WEIGHTS", "NETWORK", ("NETWORK", "SAMPLES"),
+                "class weights (eq. 15) from the starting NETWORK's training priors or the SAMPLES' fractions",
+                "Optimisation"),
+    number("DISTILL_STRENGTH", 0.0, "> 0: classes outside FOCUS_CLASSES keep the starting network's "
+           "logits, with this weight", "Optimisation", minimum=0.0),
+    enumeration("AUX_LOSSES", "THREE_SMALLEST", ("THREE_SMALLEST", "TWO_SMALLEST", "NONE"),
+                "auxiliary losses of the pre-predictions at the smallest resolutions",
+                "Optimisation", expert=True),
+    integer("VALID_STEP", 100, "steps between validation losses", "Optimisation", minimum=1),
+    integer("CHECKPOINT_STEP", 100, "steps between checkpoints", "Optimisation", minimum=1),
+    string("CHECKPOINT_NAME", "", 'checkpoint file, resumed when present ("" = OUTPUT_NETWORK.ckpt)',
+           "Optimisation"),
+    # Engine
+    dataclasses.replace(BACK_SIZE, section="Engine"),
+    dataclasses.replace(DEVICE, comment="AUTO (CUDA if PyTorch sees one, else CPU), CPU or CUDA"),
+    NTHREADS,
+    VERBOSE_TYPE,
+], checks=[_check_training])
+
+
 # --------------------------------------------------------------------------------------------
 # Parsing
 

@@ -318,7 +318,7 @@ def test_man_pages_are_installed_where_man_looks():
     from importlib import metadata
 
     files = {str(f).replace(os.sep, "/") for f in metadata.files("maximask")}
-    for page in ("maximask.1", "maxitrack.1"):
+    for page in ("maximask.1", "maxitrack.1", "maxieval.1", "maxitrain.1"):
         installed = [f for f in files if f.endswith(f"share/man/man1/{page}")]
         assert installed, page
         path = metadata.distribution("maximask").locate_file(installed[0])

@@ -8,8 +8,10 @@ import maximask
 from maximask.classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, NCLASSES
 from maximask.config import (
     INTERNAL_DEFAULTS,
+    EVAL_KEYWORDS,
     MASK_KEYWORDS,
     TRACK_KEYWORDS,
+    TRAIN_KEYWORDS,
     Config,
     ConfigError,
     ConfigSpec,
@@ -26,7 +28,7 @@ from maximask.config import (
     string_list,
 )
 
-SPECS = [MASK_KEYWORDS, TRACK_KEYWORDS]
+SPECS = [MASK_KEYWORDS, TRACK_KEYWORDS, EVAL_KEYWORDS, TRAIN_KEYWORDS]
 
 
 def parse(text, spec=MASK_KEYWORDS):

@@ -1,0 +1,377 @@
+"""The maxitrain pipeline: fine-tune MaxiMask or MaxiTrack on one's own images (paper §3.1.2).
+
+MaxiMask (TRAIN_NETWORK MAXIMASK), from clean exposures:
+
+1. every image HDU (cube plane) of the inputs is a clean field, its FWHM measured (or
+   SEEING_FWHM); VALID_FRAC of them are kept apart for validation;
+2. training sample i and validation sample j are drawn by ``maximask.training.samples``
+   (simulator, augmentations, dynamic compression), functions of SEED and their index;
+   the class weights (eq. 15) come once from the training set's class fractions;
+3. seeded Adam over STEPS steps of BATCH_SIZE samples (epochs over NSAMPLES), the loss of
+   §3.1.2 (class weights from the starting network's training priors, CLASS_WEIGHTS
+   NETWORK, or the samples' fractions), with DISTILL_STRENGTH > 0 aimed at FOCUS_CLASSES
+   while the other classes keep the starting network's logits; a checkpoint every
+   CHECKPOINT_STEP steps (a killed run resumes from it), the validation loss every
+   VALID_STEP steps;
+4. on the validation samples: the training priors (eq. 27) and the best-MCC thresholds
+   with the default PRIORS; both go into model.json with the run's summary, and the model
+   directory OUTPUT_NETWORK is written (complete or absent); the checkpoint is removed.
+
+MaxiTrack (TRAIN_NETWORK MAXITRACK), from labelled exposures: the inputs are text files of
+``file label`` lines (label 1: tracking error, 0: none); 400x400 windows are the samples,
+the loss is the softmax cross-entropy with class weights inverse to the label fractions.
+"""
+import copy
+import os
+import time
+
+import numpy as np
+
+from . import __version__, fitsio
+from .classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
+from .config import ConfigError
+from .engine import EngineError, model_info, model_path
+
+#: Keywords that do not change what a run computes: a checkpoint resumes across them.
+RESUMABLE_ACROSS = ("STEPS", "VALID_STEP", "CHECKPOINT_STEP", "CHECKPOINT_NAME", "OUTPUT_NETWORK",
+                    "DEVICE", "NTHREADS", "VERBOSE_TYPE")
+TRACK_TILE = 400
+VALIDATION_SEED = 1 << 40  # validation samples: seed SEED + this, apart from the training ones
+
+
+def import_torch():
+    """torch, or a ConfigError saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError("maxitrain needs PyTorch: pip install 'maximask[train]'") from None
+    return torch
+
+
+def torch_device(name):
+    """The torch.device of DEVICE (AUTO: CUDA when PyTorch sees one); EngineError if unusable."""
+    torch = import_torch()
+    cuda = torch.cuda.is_available()
+    if name == "CUDA" and not cuda:
+        raise EngineError("DEVICE CUDA: PyTorch sees no CUDA device (use DEVICE CPU or AUTO)")
+    return torch.device("cuda" if name == "CUDA" or (name == "AUTO" and cuda) else "cpu")
+
+
+def checkpoint_path(config):
+    return config.CHECKPOINT_NAME or config.OUTPUT_NETWORK.rstrip("/") + ".ckpt"
+
+
+def check_outputs(config, protect=frozenset()):
+    """Before any work: OUTPUT_NETWORK must not exist and its folder must take it; the
+    checkpoint must not be an input; NETWORK must be a model of TRAIN_NETWORK (ConfigError
+    or EngineError, one line)."""
+    out = config.OUTPUT_NETWORK
+    if os.path.lexists(out):
+        raise ConfigError(f"OUTPUT_NETWORK {out}: already exists; a model directory is never replaced",
+                          keyword="OUTPUT_NETWORK")
+    parent = os.path.dirname(os.path.abspath(out))
+    for path in (out, checkpoint_path(config)):
+        try:
+            fitsio.check_not_input(path, protect)
+            fitsio.check_writable(os.path.dirname(os.path.abspath(path)))
+        except fitsio.OutputError as exc:
+            raise ConfigError(f"{path}: {exc.problem}") from None
+    if not os.path.isdir(parent):
+        raise ConfigError(f"OUTPUT_NETWORK {out}: directory {parent} does not exist", keyword="OUTPUT_NETWORK")
+    model_info(config.TRAIN_NETWORK.lower(), config.NETWORK)
+
+
+def read_labels(path, errors):
+    """[(ImageSource, label)] from a text file of ``file label`` lines (# comments); a
+    bad line or file is appended to `errors` as an InputError, the others are kept."""
+    pairs = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(fitsio.InputError(path, f"cannot read the label list ({getattr(exc, 'strerror', None) or exc})"))
+        return pairs
+    for number, line in enumerate(lines, 1):
+        words = line.split("#")[0].split()
+        if not words:
+            continue
+        if len(words) != 2 or words[1] not in ("0", "1"):
+            errors.append(fitsio.InputError(f"{path}:{number}", f"expected 'file label' with label 0 or 1, got {line.strip()!r}"))
+            continue
+        found = fitsio.find_inputs([words[0]], errors=errors)
+        pairs += [(source, int(words[1])) for source in found]
+    return pairs
+
+
+class Training:
+    """One maxitrain run, configured by the keywords of ``maxitrain -d``; `log` takes lines."""
+
+    def __init__(self, config, log=None):
+        self.config = c = config
+        self.log = log or (lambda line: None)
+        self.name = c.TRAIN_NETWORK.lower()
+        self.torch = import_torch()
+        self.device = torch_device(c.DEVICE)
+        if c.NTHREADS:
+            self.torch.set_num_threads(c.NTHREADS)
+        self.fields, self.labels = [], []
+
+    # ------------------------------------------------------------------ inputs
+
+    def add_file(self, source, label=None):
+        """Read every image of `source` as a field (label: MaxiTrack's 0/1); InputError if none."""
+        from .training.samples import CleanField
+
+        fwhm = self.config.SEEING_FWHM or None
+        for name, plane, _ in fitsio.image_planes(source, self.log, accept=fitsio.CLEAN_FIELDS):
+            field = CleanField.from_array(name, plane, fwhm=fwhm if self.name == "maximask" else 0.0)
+            self.fields.append(field)
+            self.labels.append(label)
+            if self.name == "maximask":
+                seeing = "not measured (too few stars): stars and trails drawn at 2-6 px" \
+                    if field.fwhm is None else f"FWHM {field.fwhm:.2f} px"
+                self.log(f"{name}: {plane.shape[1]}x{plane.shape[0]}, {seeing}")
+
+    # ------------------------------------------------------------------ samples
+
+    def sample_sets(self):
+        """(training set, validation set, their fields' names) from the fields read."""
+        from .training.samples import SampleSet, TileSet, split_fields
+
+        c = self.config
+        indexed = list(range(len(self.fields)))
+        try:
+            train, valid = split_fields(indexed, c.VALID_FRAC, c.SEED)
+            pick = lambda ids: [self.fields[i] for i in ids]  # noqa: E731
+            if self.name == "maxitrack":
+                sets = [TileSet(pick(ids), [self.labels[i] for i in ids], TRACK_TILE, seed, c.BACK_SIZE)
+                        for ids, seed in ((train, c.SEED), (valid, c.SEED + VALIDATION_SEED))]
+            else:
+                options = {"saturation": c.SATUR_LEVEL} if c.SATUR_LEVEL > 0 else {}
+                focus = [a for a in c.FOCUS_CLASSES if a != "NONE"]
+                sets = [SampleSet(pick(ids), c.SAMPLE_SIZE, list(c.INJECT_CLASSES), focus, seed, c.BACK_SIZE,
+                                  c.REBIN, c.OFFSET_SIGMA, **options)
+                        for ids, seed in ((train, c.SEED), (valid, c.SEED + VALIDATION_SEED))]
+        except ValueError as exc:
+            raise ConfigError(f"cannot draw samples: {exc}") from None
+        return sets[0], sets[1], {"training": [f.name for f in pick(train)], "validation": [f.name for f in pick(valid)]}
+
+    # ------------------------------------------------------------------ network and loss
+
+    def network(self):
+        """The starting module (NETWORK or the published weights), with TRAIN_LAYERS trainable."""
+        from .training import load_network, set_trainable
+
+        c = self.config
+        path = model_path(self.name, "CPU", c.NETWORK) if c.NETWORK else None
+        network = load_network(self.name, path)
+        if tuple(c.TRAIN_LAYERS) != ("ALL",):
+            try:
+                trainable = set_trainable(network, c.TRAIN_LAYERS)
+            except ValueError as exc:
+                raise ConfigError(f"TRAIN_LAYERS: {exc}", keyword="TRAIN_LAYERS") from None
+            self.log(f"training {len(trainable)} of {len(list(network.parameters()))} parameter tensors")
+        return network.to(self.device)
+
+    def loss(self, network, train_set):
+        """The loss module, its class weights from the training set (computed once)."""
+        from .training.loss import AUX_THREE_SMALLEST, AUX_TWO_SMALLEST, MaskLoss, TrackLoss, class_weights
+
+        c = self.config
+        reference = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        if self.name == "maxitrack":
+            fractions = train_set.label_fractions()
+            weights = np.where(fractions > 0, 0.5 / np.maximum(fractions, 1e-12), 0.0)
+            self.summary_data = {"label_fractions": fractions.tolist()}
+            return TrackLoss(weights, c.REGULARISATION, c.REG_STRENGTH, reference).to(self.device)
+        count = min(c.NSAMPLES, 200)
+        fractions = train_set.class_fractions(count)
+        self.summary_data = {"class_fractions": dict(zip(ABBREVIATIONS, fractions.tolist())),
+                             "class_fractions_samples": count}
+        # NETWORK: the weights the starting network was trained with, so that its outputs
+        # need not be recalibrated to a new class balance before they can improve
+        basis = model_info(self.name, c.NETWORK)["training_priors"] if c.CLASS_WEIGHTS == "NETWORK" else fractions
+        aux = {"THREE_SMALLEST": AUX_THREE_SMALLEST, "TWO_SMALLEST": AUX_TWO_SMALLEST, "NONE": {}}[c.AUX_LOSSES]
+        teacher = copy.deepcopy(network) if c.DISTILL_STRENGTH > 0 else None  # the starting network, frozen
+        focus = [ABBREVIATIONS.index(a) for a in c.FOCUS_CLASSES if a != "NONE"]
+        return MaskLoss(class_weights(basis), aux, c.REGULARISATION, c.REG_STRENGTH, reference, teacher, focus,
+                        c.DISTILL_STRENGTH).to(self.device)
+
+    # ------------------------------------------------------------------ run
+
+    def tensors(self, arrays):
+        x, y = arrays
+        return self.torch.from_numpy(x).to(self.device), self.torch.from_numpy(y).to(self.device)
+
+    def run(self):
+        """Train, validate and export; returns model.json's content."""
+        from .progress import on_terminal
+        from .training.export import export_network
+        from .training.trainer import CheckpointMismatch, train
+
+        c, torch = self.config, self.torch
+        train_set, valid_set, split = self.sample_sets()
+        self.log(f"{len(split['training'])} image(s) for training, {len(split['validation'])} kept for validation: "
+                 f"{', '.join(split['validation'])}")
+        network = self.network()
+        loss = self.loss(network, train_set)
+        valid = [self.tensors(valid_set.batch(indices)) for indices in self.validation_batches()]
+
+        def batches(step):
+            first = step * c.BATCH_SIZE
+            indices = []
+            for position in range(first, first + c.BATCH_SIZE):
+                epoch, place = divmod(position, c.NSAMPLES)
+                order = np.random.default_rng([c.SEED, epoch]).permutation(c.NSAMPLES)
+                indices.append(int(order[place]))
+            return self.tensors(train_set.batch(indices))
+
+        def validation_loss():
+            with torch.no_grad():
+                totals = {}
+                for x, y in valid:
+                    for key, value in loss(network, x, y).items():
+                        if key not in ("regularisation", "distillation"):
+                            totals[key] = totals.get(key, 0.0) + value.item() * len(x)
+            return {f"valid_{k}": v / c.NVALID for k, v in totals.items()}
+
+        def validate(step):
+            if step % c.VALID_STEP == 0 or step == c.STEPS:
+                return validation_loss()
+            return None
+
+        started = time.perf_counter()
+        reporter = Progress(c, self.log, on_terminal() and c.VERBOSE_TYPE != "QUIET")
+        tag = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items() if k not in RESUMABLE_ACROSS}
+        tag["inputs"] = [f.name for f in self.fields]
+        ckpt = checkpoint_path(c)
+        if os.path.exists(ckpt):
+            self.log(f"resuming from checkpoint {ckpt}")
+        with torch.no_grad():
+            network.eval()
+            start = validation_loss()
+        self.log(f"validation loss before training: {start['valid_total']:.6g}")
+        before = None
+        if self.name == "maximask":
+            before = self.validation_table(network, valid_set, model_info(self.name, c.NETWORK)["training_priors"])
+        try:
+            history = train(network, loss, batches, c.STEPS, lr=c.LEARNING_RATE, seed=c.SEED, checkpoint=ckpt,
+                            every=c.CHECKPOINT_STEP, log=reporter, validate=validate, tag=tag)
+        except CheckpointMismatch as exc:
+            raise ConfigError(f"{exc}: remove it or set CHECKPOINT_NAME") from None
+        finally:
+            reporter.close()
+        seconds = time.perf_counter() - started
+
+        metadata = self.validation_metadata(network, valid_set, before)
+        base = model_info(self.name, c.NETWORK)
+        metadata.update({
+            "base_model": {"label": base["label"], "weights_sha256": base["weights_sha256"]},
+            "data": {"images": split, "samples": c.NSAMPLES, "validation_samples": c.NVALID,
+                     "sample_size": TRACK_TILE if self.name == "maxitrack" else c.SAMPLE_SIZE,
+                     "inject_classes": list(c.INJECT_CLASSES) if self.name == "maximask" else [],
+                     "focus_classes": [a for a in c.FOCUS_CLASSES if a != "NONE"] if self.name == "maximask" else [],
+                     "fwhm": {f.name: f.fwhm for f in self.fields} if self.name == "maximask" else {},
+                     **self.summary_data},
+            "training": {"steps": c.STEPS, "batch_size": c.BATCH_SIZE, "learning_rate": c.LEARNING_RATE,
+                         "regularisation": c.REGULARISATION, "reg_strength": c.REG_STRENGTH,
+                         "aux_losses": c.AUX_LOSSES, "class_weights": c.CLASS_WEIGHTS,
+                         "distill_strength": c.DISTILL_STRENGTH, "train_layers": list(c.TRAIN_LAYERS), "seed": c.SEED,
+                         "device": str(self.device), "seconds": round(seconds, 1),
+                         "software": f"maxitrain {__version__}"},
+            "losses": {"validation_start": start,
+                       "train": [{k: v for k, v in r.items() if k != "seconds"} for r in history
+                                 if r["step"] % c.VALID_STEP == 0 or r["step"] == c.STEPS]},
+        })
+        info = export_network(network.cpu(), c.OUTPUT_NETWORK, metadata)
+        os.remove(ckpt)
+        self.log(f"model directory {c.OUTPUT_NETWORK} written ({len(history)} steps, {seconds:.0f} s)")
+        return info
+
+    def validation_batches(self):
+        c = self.config
+        return [range(a, min(a + c.BATCH_SIZE, c.NVALID)) for a in range(0, c.NVALID, c.BATCH_SIZE)]
+
+    def validation_table(self, network, valid_set, training_priors):
+        """MaxiMask's ClassMetrics on the validation samples, thresholds on p' corrected
+        from `training_priors` to the default PRIORS."""
+        from .evaluate import ScoreHistograms, evaluate
+
+        hist = ScoreHistograms()
+        network.eval()
+        with self.torch.no_grad():
+            for indices in self.validation_batches():
+                x, truth = valid_set.batch(indices)
+                for p, t in zip(network(self.torch.from_numpy(x).to(self.device)).cpu().numpy(), truth):
+                    hist.add(p, t.astype(bool))
+        return evaluate(hist, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, training_priors)
+
+    def validation_metadata(self, network, valid_set, before=None):
+        """Training priors (eq. 27) and, for MaxiMask, best-MCC thresholds on the validation
+        set; `before`: the starting network's validation table, logged beside the new one."""
+        from .training.priors import mean_posteriors
+
+        inputs = (self.tensors(valid_set.batch(indices))[0] for indices in self.validation_batches())
+        if self.name == "maxitrack":
+            prior = mean_posteriors(network, inputs)
+            self.log(f"training prior of a tracking error re-estimated on the validation set: {prior:.4f}")
+            return {"training_priors": prior}
+        priors = np.clip(mean_posteriors(network, inputs), 1e-9, 1 - 1e-9)  # eq. 27
+        table = self.validation_table(network, valid_set, priors)
+        thresholds = [m.best_threshold if np.isfinite(m.best_threshold) else float(DEFAULT_THRESHOLDS[k])
+                      for k, m in enumerate(table)]
+        start = {m.abbr: m for m in before or ()}
+        for m in table:
+            if m.positives:
+                was = start.get(m.abbr)
+                self.log(f"validation {m.abbr:>4}: AUC {m.auc:.4f}, best MCC {m.best_mcc:.3f} at threshold "
+                         f"{m.best_threshold:.3g}" + (f" (start: AUC {was.auc:.4f}, best MCC {was.best_mcc:.3f})"
+                                                      if was else ""))
+        return {"training_priors": priors.tolist(), "thresholds": thresholds,
+                "validation": {m.abbr: {"auc": m.auc, "best_mcc": m.best_mcc, "positives": m.positives,
+                                        **({"auc_start": start[m.abbr].auc, "best_mcc_start": start[m.abbr].best_mcc}
+                                           if m.abbr in start else {})}
+                               for m in table if m.positives}}
+
+
+class Progress:
+    """Per-step reporting: a bar with the loss, samples/s and ETA on a terminal; on a log,
+    a plain line at every validation step (and the last)."""
+
+    def __init__(self, config, log, bar):
+        self.config, self.log = config, log
+        self.bar = None
+        if bar:
+            from tqdm import tqdm
+
+            import sys
+
+            self.bar = tqdm(total=config.STEPS, unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.recent = []
+
+    def __call__(self, record):
+        c = self.config
+        self.recent = (self.recent + [record["seconds"]])[-50:]
+        rate = c.BATCH_SIZE * len(self.recent) / max(sum(self.recent), 1e-9)
+        if self.bar is not None:
+            if self.bar.n == 0 and record["step"] > 1:
+                self.bar.update(record["step"] - 1)  # resumed
+            self.bar.set_postfix(loss=f"{record['total']:.4g}", samples_s=f"{rate:.2f}", refresh=False)
+            self.bar.update(1)
+        if "valid_total" in record and (self.bar is None or c.VERBOSE_TYPE == "FULL"):
+            eta = (c.STEPS - record["step"]) * c.BATCH_SIZE / rate
+            self.log(f"step {record['step']}/{c.STEPS}: loss {record['total']:.6g} (main {record['main']:.4g}"
+                     + (f", aux {record['aux']:.4g}" if "aux" in record else "")
+                     + (f", distillation {record['distillation']:.4g}" if "distillation" in record else "")
+                     + f", reg {record['regularisation']:.4g}), validation {record['valid_total']:.6g}; "
+                     f"{rate:.2f} samples/s, ETA {_duration(eta)}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 \
+        else f"{seconds // 60}m{seconds % 60:02d}s"
