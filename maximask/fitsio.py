@@ -28,6 +28,7 @@ import dataclasses
 import mmap
 import os
 import re
+import shutil
 import socket
 import tempfile
 import warnings
@@ -818,8 +819,9 @@ def _alive(pid: int) -> bool:
 def remove_stale_temporaries(folder: str) -> list:
     """Remove the temporary outputs that dead processes of this host left in `folder`.
 
-    A process killed with SIGKILL cannot remove its temporary file; the next run that
-    writes into the same directory does. Returns the paths removed.
+    A process killed with SIGKILL cannot remove its temporary file (or the temporary
+    folder of a model directory being exported); the next run that writes into the same
+    directory does. Returns the paths removed.
     """
     removed = []
     try:
@@ -829,9 +831,13 @@ def remove_stale_temporaries(folder: str) -> list:
     for name in entries:
         m = _TEMPORARY.match(name)
         if m and m.group("host") == _HOST and not _alive(int(m.group("pid"))):
+            path = os.path.join(folder, name)
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                removed.append(os.path.join(folder, name))
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+                removed.append(path)
     return removed
 
 

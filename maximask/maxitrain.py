@@ -96,7 +96,8 @@ def read_labels(path, errors):
         if not words:
             continue
         if len(words) != 2 or words[1] not in ("0", "1"):
-            errors.append(fitsio.InputError(f"{path}:{number}", f"expected 'file label' with label 0 or 1, got {line.strip()!r}"))
+            errors.append(fitsio.InputError(f"{path}:{number}",
+                                            f"expected 'file label' with label 0 or 1, got {line.strip()!r}"))
             continue
         found = fitsio.find_inputs([words[0]], errors=errors)
         pairs += [(source, int(words[1])) for source in found]
@@ -122,9 +123,10 @@ class Training:
         """Read every image of `source` as a field (label: MaxiTrack's 0/1); InputError if none."""
         from .training.samples import CleanField
 
-        fwhm = self.config.SEEING_FWHM or None
+        # None: measured; MaxiTrack's samples do not use it (0: not measured)
+        fwhm = (self.config.SEEING_FWHM or None) if self.name == "maximask" else 0.0
         for name, plane, _ in fitsio.image_planes(source, self.log, accept=fitsio.CLEAN_FIELDS):
-            field = CleanField.from_array(name, plane, fwhm=fwhm if self.name == "maximask" else 0.0)
+            field = CleanField.from_array(name, plane, fwhm=fwhm)
             self.fields.append(field)
             self.labels.append(label)
             if self.name == "maximask":
@@ -278,6 +280,7 @@ class Training:
                          "aux_losses": c.AUX_LOSSES, "class_weights": c.CLASS_WEIGHTS,
                          "distill_strength": c.DISTILL_STRENGTH, "train_layers": list(c.TRAIN_LAYERS), "seed": c.SEED,
                          "device": str(self.device), "seconds": round(seconds, 1),
+                         "step_seconds": round(sum(r["seconds"] for r in history), 1),
                          "software": f"maxitrain {__version__}"},
             "losses": {"validation_start": start,
                        "train": [{k: v for k, v in r.items() if k != "seconds"} for r in history

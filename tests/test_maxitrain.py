@@ -175,6 +175,10 @@ def test_cleaned_check_images_are_clean_fields_but_masks_are_not(fields, tmp_pat
     assert code == 0, err
     assert "raw.mask.fits: skipped: a maximask output" in err
     assert "raw.cleaned.fits[0]: 200x200" in err
+    # not a terminal: plain progress lines, no bar
+    progress = [line for line in err.splitlines() if line.startswith("maxitrain: step ")]
+    assert len(progress) == 1 and progress[0].startswith("maxitrain: step 1/1: loss ")
+    assert "validation " in progress[0] and " samples/s, ETA 0m00s" in progress[0] and "\r" not in err
     assert json.loads((tmp_path / "m" / "model.json").read_text())["data"]["images"]["validation"] != []
 
 
@@ -249,6 +253,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(fields, tmp_path):
     b = json.loads((killed_model / "model.json").read_text())
     assert b["weights_sha256"] == a["weights_sha256"]
     assert [r["total"] for r in b["losses"]["train"]] == [r["total"] for r in a["losses"]["train"]]
+
+
+def test_a_cuda_device_pytorch_cannot_see_is_refused(fields, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():  # then DEVICE CUDA trains: the bad case is a machine without one
+        pytest.skip("this machine has CUDA")
+    code, err = train(capsys, *fields[1], *TINY, "-DEVICE", "CUDA", "-OUTPUT_NETWORK", tmp_path / "m")
+    assert code == 2 and err == "maxitrain: DEVICE CUDA: PyTorch sees no CUDA device (use DEVICE CPU or AUTO)\n"
 
 
 def test_without_pytorch_the_command_says_how_to_install_it(fields, tmp_path, capsys, monkeypatch):

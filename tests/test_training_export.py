@@ -194,3 +194,20 @@ def test_re_estimated_training_priors_travel_in_the_model_directory(network_tile
     assert error == pytest.approx(maxitrack_net(tiles)[:, 1].astype(np.float64).mean(), abs=1e-6)
     export_network(load_network("maxitrack"), tmp_path / "track", metadata={"training_priors": error})
     assert model_info("maxitrack", str(tmp_path / "track"))["training_priors"] == error
+
+
+def test_the_folder_a_killed_export_left_is_removed_by_the_next_export(tmp_path):
+    import subprocess
+
+    from maximask.fitsio import temporary_path
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: the temporary folder below belongs to no live process
+    live = temporary_path(str(tmp_path / "other.model"))  # this process's: kept
+    stale = live.replace(f"-{os.getpid()}", f"-{dead.pid}")
+    for folder in (live, stale):
+        os.mkdir(folder)
+        open(os.path.join(folder, "maximask.onnx"), "wb").write(b"half written")
+    export_network(load_network("maxitrack"), tmp_path / "track.model")
+    assert not os.path.exists(stale) and os.path.isdir(live)
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(live), "track.model"])

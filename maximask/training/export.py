@@ -8,7 +8,8 @@ the same graph writer (``maximask.onnx_graphs``) with the module's weights:
     LICENSE      the published weights' licence, which derived weights keep
     model.json   network, software version, SHA-256 of the weights, and the caller's metadata
 
-It is complete or absent: written in a hidden folder beside it and renamed into place.
+It is complete or absent: written in a hidden folder beside it and renamed into place;
+the hidden folders of killed exports are removed by the next export into that directory.
 """
 import json
 import os
@@ -16,7 +17,7 @@ import shutil
 
 from maximask import __version__
 from maximask.engine import MODELS_DIR
-from maximask.fitsio import OutputError, temporary_path
+from maximask.fitsio import OutputError, remove_stale_temporaries, temporary_path
 from maximask.onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
 from maximask.training.networks import MaxiMask, MaxiTrack, network_weights
 
@@ -44,6 +45,7 @@ def export_network(module, folder, metadata=None):
             **(metadata or {})}
     note = f"Written by {PRODUCER} (maximask {__version__}), starting from the published weights. {PUBLISHED_CREDIT}"
     tmp = temporary_path(folder)
+    remove_stale_temporaries(parent)  # what killed exports left here
     try:
         shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process of the same id
         os.mkdir(tmp)

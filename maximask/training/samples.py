@@ -89,6 +89,16 @@ def split_fields(fields, fraction, seed=0):
     return ([f for i, f in enumerate(fields) if i not in chosen], [f for i, f in enumerate(fields) if i in chosen])
 
 
+def area_weights(fields, size, problem):
+    """Probabilities of drawing each field, in proportion to its area; ValueError
+    "`problem`: names" if there are no fields or one is smaller than size x size."""
+    small = [f.name for f in fields if min(f.data.shape) < size]
+    if not fields or small:
+        raise ValueError(f"{problem}: {', '.join(small)}" if small else "no images")
+    areas = np.array([f.data.size for f in fields], dtype=np.float64)
+    return areas / areas.sum()
+
+
 def compress(image, rng, mesh_size=200, offset_sigma=1.0):
     """The dynamic compression of §2.3.3 with its random offset, drawn from N(0, (offset_sigma
     sigma_U)^2) once per sample: float32 (h, w)."""
@@ -118,12 +128,7 @@ class SampleSet:
         self.classes = parse_classes(classes)
         self.focus = parse_classes(list(focus)) if focus else []
         self.rebin = rebin
-        small = [f.name for f in self.fields if min(f.data.shape) < self.size]
-        if not self.fields or small:
-            raise ValueError(f"no clean image holds a {self.size}x{self.size} sample: {', '.join(small)}"
-                             if small else "no clean images")
-        areas = np.array([f.data.size for f in self.fields], dtype=np.float64)
-        self.weights = areas / areas.sum()
+        self.weights = area_weights(self.fields, self.size, f"no clean image holds a {self.size}x{self.size} sample")
 
     def can_rebin(self, field):
         return (self.rebin and field.fwhm is not None and field.fwhm / 2 > MIN_REBINNED_FWHM
@@ -180,12 +185,7 @@ class TileSet:
     def __init__(self, fields, labels, size=400, seed=0, mesh_size=200):
         self.fields, self.labels = list(fields), [int(v) for v in labels]
         self.size, self.seed, self.mesh_size = int(size), seed, int(mesh_size)
-        small = [f.name for f in self.fields if min(f.data.shape) < self.size]
-        if not self.fields or small:
-            raise ValueError(f"images smaller than MaxiTrack's {self.size} px tile: {', '.join(small)}"
-                             if small else "no images")
-        areas = np.array([f.data.size for f in self.fields], dtype=np.float64)
-        self.weights = areas / areas.sum()
+        self.weights = area_weights(self.fields, self.size, f"images smaller than MaxiTrack's {self.size} px tile")
 
     def sample(self, index):
         """(compressed float32 (size, size), label 0/1)."""
