@@ -119,8 +119,11 @@ def curve_figure(models, path):
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, info in models.items():
-        points = [(0, info["losses"]["validation_start"]["valid_total"])]
-        points += [(r["step"], r["valid_total"]) for r in info["losses"]["train"] if "valid_total" in r]
+        def data_terms(r):  # main + aux: the regularisation and distillation measure the weights
+            return r["valid_main"] + r.get("valid_aux", 0.0)
+
+        points = [(0, data_terms(info["losses"]["validation_start"]))]
+        points += [(r["step"], data_terms(r)) for r in info["losses"]["train"] if "valid_main" in r]
         ax.plot(*zip(*points), marker="o", ms=3, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (cross-entropy of the classes trained)")

@@ -229,12 +229,15 @@ class Training:
             return self.tensors(train_set.batch(indices))
 
         def validation_loss():
+            """Mean data terms on the validation samples: main, aux and their sum (total);
+            the regularisation and distillation terms measure the weights, not the data."""
             with torch.no_grad():
-                totals = {}
+                totals = {"main": 0.0, "aux": 0.0}
                 for x, y in valid:
-                    for key, value in loss(network, x, y).items():
-                        if key not in ("regularisation", "distillation"):
-                            totals[key] = totals.get(key, 0.0) + value.item() * len(x)
+                    parts = loss(network, x, y)
+                    for key in ("main", "aux"):
+                        totals[key] += float(parts.get(key, 0.0)) * len(x)
+            totals["total"] = totals["main"] + totals["aux"]
             return {f"valid_{k}": v / c.NVALID for k, v in totals.items()}
 
         def validate(step):
@@ -345,11 +348,11 @@ class Progress:
         self.config, self.log = config, log
         self.bar = None
         if bar:
-            from tqdm import tqdm
-
             import sys
 
-            self.bar = tqdm(total=config.STEPS, unit="step", file=sys.stderr, dynamic_ncols=True)
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=config.STEPS, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
         self.recent = []
 
     def __call__(self, record):

@@ -275,3 +275,36 @@ def test_default_train_file_is_what_dash_d_prints(capsys):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "config", "default.train")) as f:
         assert f.read() == capsys.readouterr().out
+
+
+def test_a_terminal_gets_a_bar_with_the_loss_rate_and_eta(fields, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from test_cli import screen_of
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    args = [*fields[1], *TINY[:-2], "-STEPS", "4", "-OUTPUT_NETWORK", str(tmp_path / "m")]
+    proc = subprocess.Popen(["maxitrain", *args], stderr=slave, env=env, cwd=tmp_path)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait() == 0
+    screen = [line for line in screen_of(b"".join(chunks).decode(), width=160) if line]
+    bars = [line for line in screen if line.startswith("training: ")]
+    assert len(bars) == 1 and "100%|" in bars[0] and "4/4 [" in bars[0]
+    assert "loss=" in bars[0] and "samples_s=" in bars[0]
+    assert "<00:00" in bars[0]  # elapsed<remaining: the ETA
+    assert not any(line.startswith("maxitrain: step ") for line in screen)  # the bar says it on a terminal
+    assert screen[-1] == f"maxitrain: model directory {tmp_path / 'm'} written (4 steps, " + screen[-1].split(", ")[-1]
