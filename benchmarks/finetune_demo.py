@@ -126,8 +126,8 @@ def curve_figure(models, path):
         points += [(r["step"], data_terms(r)) for r in info["losses"]["train"] if "valid_main" in r]
         ax.plot(*zip(*points), marker="o", ms=3, label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel("validation loss (cross-entropy of the classes trained)")
-    ax.set_title("maxitrain on simulated samples, trails in every sample")
+    ax.set_ylabel("validation cross-entropy")
+    ax.set_title("maxitrain, FOCUS_CLASSES TRL: validation loss of the classes trained", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

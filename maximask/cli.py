@@ -10,6 +10,7 @@ Exit status: 0 all inputs processed (our own outputs given as inputs are skipped
 note); 1 some inputs failed (each said in one line on stderr, the others still processed);
 2 bad command line or configuration (keyword, OUTPUT_DIR, OUTPUT_NAME, DEVICE), nothing
 processed; 130 interrupted (SIGINT), 143 terminated (SIGTERM): no partial output is left.
+maxitrain trains on all its inputs or none: one that cannot be read is exit 2.
 """
 import datetime
 import json
@@ -20,11 +21,12 @@ import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS, ConfigError, dump, load_config, split_argv
+from .config import (EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS, ConfigError, dump, load_config,
+                     split_argv)
 from .engine import EngineError, model_info
-from .fitsio import (CLEAN_FIELDS, InputError, OutputError, OutputExistsError, SkippedInput, check_not_input,
-                     check_writable, file_identities, find_inputs, is_output_file, plan_outputs,
-                     write_atomically)
+from .fitsio import (CLEAN_FIELDS, InputError, OutputError, OutputExistsError, SkippedInput,
+                     check_not_input, check_writable, file_identities, find_inputs, is_output_file,
+                     plan_outputs, write_atomically)
 from .progress import progress_bar, say
 
 USAGE = """\
