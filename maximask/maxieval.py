@@ -29,7 +29,6 @@ from .evaluate import ScoreHistograms, logit, prior_shift
 LOCAL_CLASSES = tuple(range(NCLASSES - 2))
 
 
-
 def flagged(proba, priors, thresholds, classes=LOCAL_CLASSES, training_priors=TRAINING_PRIORS):
     """(h, w) bool: pixels where a class of `classes` has p' > threshold (raw proba (14, h, w))."""
     cuts = logit(np.asarray(thresholds, dtype=np.float64)) + prior_shift(priors, training_priors)

@@ -268,19 +268,18 @@ def screen_of(output, width=100):
     return ["".join(r).rstrip() for r in rows]
 
 
-def test_terminal_gets_bars_and_no_stray_blank_line(tmp_path):
+def on_terminal(args, cwd, width=100):
+    """Run a command with its stderr on a pseudo-terminal `width` columns wide; return
+    (exit code, what it wrote there)."""
     import fcntl
     import pty
     import struct
     import termios
 
-    a = write(tmp_path / "a.fits", small_field())
-    b = write(tmp_path / "b.fits", small_field(2, shape=(700, 650)))  # several batches: two bars
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
     env = dict(os.environ, PYTHONSAFEPATH="1")
-    proc = subprocess.Popen([sys.executable, "-m", "maximask.cli", "a.fits", "b.fits"], stderr=slave,
-                            env=env, cwd=tmp_path)
+    proc = subprocess.Popen(args, stderr=slave, env=env, cwd=cwd)
     os.close(slave)
     chunks = []
     while True:
@@ -291,8 +290,14 @@ def test_terminal_gets_bars_and_no_stray_blank_line(tmp_path):
         if not chunk:
             break
         chunks.append(chunk)
-    assert proc.wait() == 0
-    output = b"".join(chunks).decode()
+    return proc.wait(), b"".join(chunks).decode()
+
+
+def test_terminal_gets_bars_and_no_stray_blank_line(tmp_path):
+    write(tmp_path / "a.fits", small_field())
+    write(tmp_path / "b.fits", small_field(2, shape=(700, 650)))  # several batches: two bars
+    code, output = on_terminal([sys.executable, "-m", "maximask.cli", "a.fits", "b.fits"], tmp_path)
+    assert code == 0
     assert "b.fits[0]: " in output and "batch" in output  # the HDU's bar was drawn
     screen = screen_of(output)
     while screen and screen[-1] == "":

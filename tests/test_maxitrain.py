@@ -278,30 +278,12 @@ def test_default_train_file_is_what_dash_d_prints(capsys):
 
 
 def test_a_terminal_gets_a_bar_with_the_loss_rate_and_eta(fields, tmp_path):
-    import fcntl
-    import pty
-    import struct
-    import termios
+    from test_cli import on_terminal, screen_of
 
-    from test_cli import screen_of
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
-    env = dict(os.environ, PYTHONSAFEPATH="1")
     args = [*fields[1], *TINY[:-2], "-STEPS", "4", "-OUTPUT_NETWORK", str(tmp_path / "m")]
-    proc = subprocess.Popen(["maxitrain", *args], stderr=slave, env=env, cwd=tmp_path)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert proc.wait() == 0
-    screen = [line for line in screen_of(b"".join(chunks).decode(), width=160) if line]
+    code, output = on_terminal(["maxitrain", *args], tmp_path, width=160)
+    assert code == 0
+    screen = [line for line in screen_of(output, width=160) if line]
     bars = [line for line in screen if line.startswith("training: ")]
     assert len(bars) == 1 and "100%|" in bars[0] and "4/4 [" in bars[0]
     assert "loss=" in bars[0] and "samples_s=" in bars[0]
