@@ -153,6 +153,9 @@ def main():
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--results", default="", help="folder to copy the figure and table into")
     args = parser.parse_args()
+    missing = [n for n in REAL if not os.path.isfile(os.path.join(args.real, n))]
+    if missing:
+        sys.exit(f"--real {args.real}: {', '.join(missing)} not found (the project's shared/data/real folder)")
     os.makedirs(args.out, exist_ok=True)
     log = os.path.join(args.out, "demo.log")
     open(log, "w").close()
