@@ -202,3 +202,21 @@ def test_distillation_scores_the_focus_classes_and_holds_the_others_to_the_teach
     assert again["distillation"].item() == pytest.approx(distill, rel=1e-5)
     with pytest.raises(ValueError, match="focus classes"):
         MaskLoss(w_c, teacher=Outputs(teacher), regularisation="NONE")
+
+
+def test_without_a_teacher_focus_classes_do_not_narrow_the_cross_entropy():
+    rng = np.random.default_rng(6)
+    shape = (2, NCLASSES, 9, 7)
+    labels = random_labels(rng, shape)
+    final = rng.normal(0, 3, shape).astype(np.float32)
+    w_c = class_weights(class_fractions(labels))
+
+    class Outputs(torch.nn.Module):
+        def logits(self, x):
+            return torch.from_numpy(final), {}
+
+    every = MaskLoss(w_c, aux={}, regularisation="NONE")(Outputs(), None, torch.from_numpy(labels))
+    focused = MaskLoss(w_c, aux={}, regularisation="NONE", focus=[ABBREVIATIONS.index("TRL")])(
+        Outputs(), None, torch.from_numpy(labels))
+    assert focused["main"].item() == every["main"].item()  # maxitrain passes FOCUS_CLASSES either way
+    assert "distillation" not in focused

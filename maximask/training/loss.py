@@ -134,9 +134,12 @@ class MaskLoss(nn.Module):
             if not len(focus):
                 raise ValueError("distillation needs the focus classes, which it leaves free")
             teacher.eval().requires_grad_(False)
-        chosen = np.zeros(len(self.weights), bool)
-        chosen[list(focus)] = True
-        self.register_buffer("focus", torch.as_tensor(chosen if teacher is not None else ~chosen))
+        # the classes the cross-entropies cover: the focus ones under distillation, else all
+        scored = np.ones(len(self.weights), bool)
+        if teacher is not None:
+            scored[:] = False
+            scored[list(focus)] = True
+        self.register_buffer("scored", torch.as_tensor(scored))
 
     def forward(self, network, x, labels):
         """Losses of `network` (a MaxiMask module) on compressed pixels x and 0/1 labels, as a
@@ -145,7 +148,7 @@ class MaskLoss(nn.Module):
         final, pre = network.logits(x)
         labels = labels.to(final.dtype)
         weights = pixel_weights(labels, self.weights)
-        scored = self.focus  # the classes the cross-entropies cover: all, or the focus ones
+        scored = self.scored
         main = sigmoid_cross_entropy(final[:, scored], labels[:, scored], weights)
         aux = sum((w * sigmoid_cross_entropy(pre[level][:, scored], labels[:, scored], weights)
                    for level, w in self.aux.items()), final.new_zeros(()))
