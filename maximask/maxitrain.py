@@ -63,22 +63,17 @@ def checkpoint_path(config):
 
 def check_outputs(config, protect=frozenset()):
     """Before any work: OUTPUT_NETWORK must not exist and its folder must take it; the
-    checkpoint must not be an input; NETWORK must be a model of TRAIN_NETWORK (ConfigError
-    or EngineError, one line)."""
+    checkpoint must not be an input (ConfigError, one line). NETWORK is checked by Training."""
     out = config.OUTPUT_NETWORK
     if os.path.lexists(out):
         raise ConfigError(f"OUTPUT_NETWORK {out}: already exists; a model directory is never replaced",
                           keyword="OUTPUT_NETWORK")
-    parent = os.path.dirname(os.path.abspath(out))
     for path in (out, checkpoint_path(config)):
         try:
             fitsio.check_not_input(path, protect)
             fitsio.check_writable(os.path.dirname(os.path.abspath(path)))
         except fitsio.OutputError as exc:
             raise ConfigError(f"{path}: {exc.problem}") from None
-    if not os.path.isdir(parent):
-        raise ConfigError(f"OUTPUT_NETWORK {out}: directory {parent} does not exist", keyword="OUTPUT_NETWORK")
-    model_info(config.TRAIN_NETWORK.lower(), config.NETWORK)
 
 
 def read_labels(path, errors):
@@ -111,6 +106,7 @@ class Training:
         self.config = c = config
         self.log = log or (lambda line: None)
         self.name = c.TRAIN_NETWORK.lower()
+        self.base = model_info(self.name, c.NETWORK)  # the starting network: label, digest, training priors
         self.torch = import_torch()
         self.device = torch_device(c.DEVICE)
         if c.NTHREADS:
@@ -192,7 +188,7 @@ class Training:
                              "class_fractions_samples": count}
         # NETWORK: the weights the starting network was trained with, so that its outputs
         # need not be recalibrated to a new class balance before they can improve
-        basis = model_info(self.name, c.NETWORK)["training_priors"] if c.CLASS_WEIGHTS == "NETWORK" else fractions
+        basis = self.base["training_priors"] if c.CLASS_WEIGHTS == "NETWORK" else fractions
         aux = {"THREE_SMALLEST": AUX_THREE_SMALLEST, "TWO_SMALLEST": AUX_TWO_SMALLEST, "NONE": {}}[c.AUX_LOSSES]
         teacher = copy.deepcopy(network) if c.DISTILL_STRENGTH > 0 else None  # the starting network, frozen
         focus = [ABBREVIATIONS.index(a) for a in c.FOCUS_CLASSES if a != "NONE"]
@@ -217,7 +213,9 @@ class Training:
                  f"{', '.join(split['validation'])}")
         network = self.network()
         loss = self.loss(network, train_set)
-        valid = [self.tensors(valid_set.batch(indices)) for indices in self.validation_batches()]
+        # drawn once: the validation losses, tables and priors all score these batches
+        valid = [self.tensors(valid_set.batch(range(a, min(a + c.BATCH_SIZE, c.NVALID))))
+                 for a in range(0, c.NVALID, c.BATCH_SIZE)]
 
         def batches(step):
             first = step * c.BATCH_SIZE
@@ -258,7 +256,7 @@ class Training:
         self.log(f"validation loss before training: {start['valid_total']:.6g}")
         before = None
         if self.name == "maximask":
-            before = self.validation_table(network, valid_set, model_info(self.name, c.NETWORK)["training_priors"])
+            before = self.validation_table(network, valid, self.base["training_priors"])
         try:
             history = train(network, loss, batches, c.STEPS, lr=c.LEARNING_RATE, seed=c.SEED, checkpoint=ckpt,
                             every=c.CHECKPOINT_STEP, log=reporter, validate=validate, tag=tag)
@@ -268,10 +266,9 @@ class Training:
             reporter.close()
         seconds = time.perf_counter() - started
 
-        metadata = self.validation_metadata(network, valid_set, before)
-        base = model_info(self.name, c.NETWORK)
+        metadata = self.validation_metadata(network, valid, before)
         metadata.update({
-            "base_model": {"label": base["label"], "weights_sha256": base["weights_sha256"]},
+            "base_model": {"label": self.base["label"], "weights_sha256": self.base["weights_sha256"]},
             "data": {"images": split, "samples": c.NSAMPLES, "validation_samples": c.NVALID,
                      "sample_size": TRACK_TILE if self.name == "maxitrack" else c.SAMPLE_SIZE,
                      "inject_classes": list(c.INJECT_CLASSES) if self.name == "maximask" else [],
@@ -294,36 +291,31 @@ class Training:
         self.log(f"model directory {c.OUTPUT_NETWORK} written ({len(history)} steps, {seconds:.0f} s)")
         return info
 
-    def validation_batches(self):
-        c = self.config
-        return [range(a, min(a + c.BATCH_SIZE, c.NVALID)) for a in range(0, c.NVALID, c.BATCH_SIZE)]
-
-    def validation_table(self, network, valid_set, training_priors):
-        """MaxiMask's ClassMetrics on the validation samples, thresholds on p' corrected
-        from `training_priors` to the default PRIORS."""
+    def validation_table(self, network, valid, training_priors):
+        """MaxiMask's ClassMetrics on the validation batches `valid` ([(x, labels)] tensors),
+        thresholds on p' corrected from `training_priors` to the default PRIORS."""
         from .evaluate import ScoreHistograms, evaluate
 
         hist = ScoreHistograms()
         network.eval()
         with self.torch.no_grad():
-            for indices in self.validation_batches():
-                x, truth = valid_set.batch(indices)
-                for p, t in zip(network(self.torch.from_numpy(x).to(self.device)).cpu().numpy(), truth):
+            for x, truth in valid:
+                for p, t in zip(network(x).cpu().numpy(), truth.cpu().numpy()):
                     hist.add(p, t.astype(bool))
         return evaluate(hist, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, training_priors)
 
-    def validation_metadata(self, network, valid_set, before=None):
+    def validation_metadata(self, network, valid, before=None):
         """Training priors (eq. 27) and, for MaxiMask, best-MCC thresholds on the validation
-        set; `before`: the starting network's validation table, logged beside the new one."""
+        batches; `before`: the starting network's validation table, logged beside the new one."""
         from .training.priors import mean_posteriors
 
-        inputs = (self.tensors(valid_set.batch(indices))[0] for indices in self.validation_batches())
+        inputs = (x for x, _ in valid)
         if self.name == "maxitrack":
             prior = mean_posteriors(network, inputs)
             self.log(f"training prior of a tracking error re-estimated on the validation set: {prior:.4f}")
             return {"training_priors": prior}
         priors = np.clip(mean_posteriors(network, inputs), 1e-9, 1 - 1e-9)  # eq. 27
-        table = self.validation_table(network, valid_set, priors)
+        table = self.validation_table(network, valid, priors)
         thresholds = [m.best_threshold if np.isfinite(m.best_threshold) else float(DEFAULT_THRESHOLDS[k])
                       for k, m in enumerate(table)]
         start = {m.abbr: m for m in before or ()}
