@@ -42,7 +42,8 @@ __all__ = [
     "FitsImage", "find_inputs", "open_image", "read_image_hdus", "check_data",
     "output_path", "output_header", "write_hdus", "is_fits_name", "DEFAULT_SUFFIX",
     "METADATA_KEYWORDS", "OUTPUT_MARK", "file_identities", "check_not_input", "check_writable",
-    "write_atomically", "temporary_path", "remove_stale_temporaries", "is_output_file",
+    "write_atomically", "temporary_path", "temporary_output", "remove_stale_temporaries",
+    "is_output_file",
     "plan_outputs",
 ]
 
@@ -791,19 +792,44 @@ def check_writable(folder: str) -> None:
 
 
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
-_TEMPORARY = re.compile(r"^\..+\.tmp-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)$")
+_TEMPORARY = re.compile(r"^\..+\.maximask-tmp-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)$")
+#: The file that marks a temporary folder as ours; written first, before any payload.
+TEMPORARY_MARK = "MAXIMASK-TEMPORARY"
+_MARK_TEXT = "maximask temporary output folder\nhost {host}\npid {pid}\n"
+#: The name of what is written inside a temporary folder before it is renamed into place.
+PAYLOAD = "payload"
 _swept: set = set()
 
 
 def temporary_path(path: str) -> str:
-    """The hidden name `path` is written under before it is renamed into place.
+    """The hidden folder that `path` is written in before it is renamed into place.
 
-    ``.NAME.tmp-HOST-PID``: the host and process id let a later run on this host remove
-    what a killed process left (:func:`remove_stale_temporaries`) without touching the
-    files of live processes, here or on other hosts sharing the directory.
+    ``.NAME.maximask-tmp-HOST-PID``: the folder holds :data:`TEMPORARY_MARK` (written
+    first, naming the host and process) and the payload (:data:`PAYLOAD`). A later run on
+    this host removes such a folder once its process is dead (:func:`remove_stale_temporaries`):
+    the name and the mark together prove that maximask wrote it.
     """
     folder, base = os.path.split(path)
-    return os.path.join(folder, f".{base}.tmp-{_HOST}-{os.getpid()}")
+    return os.path.join(folder, f".{base}.maximask-tmp-{_HOST}-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def temporary_output(path: str):
+    """Create the marked temporary folder of `path` and yield the payload's path inside it.
+
+    On leaving normally the payload is still there (the caller renames it into place); the
+    folder is removed in every case. A folder of this process left by an earlier call is
+    removed first (only if it is ours: :func:`_remove_if_ours`).
+    """
+    tmp = temporary_path(path)
+    _remove_if_ours(tmp, check_pid=False)
+    os.mkdir(tmp)
+    try:
+        with open(os.path.join(tmp, TEMPORARY_MARK), "x") as f:
+            f.write(_MARK_TEXT.format(host=_HOST, pid=os.getpid()))
+        yield os.path.join(tmp, PAYLOAD)
+    finally:
+        _remove_if_ours(tmp, check_pid=False)
 
 
 def _alive(pid: int) -> bool:
@@ -816,40 +842,69 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str) -> list:
-    """Remove the temporary outputs that dead processes of this host left in `folder`.
+def _remove_if_ours(path: str, check_pid: bool = True) -> bool:
+    """Remove `path` if it is one of our temporary folders: a real folder (not a link)
+    named as :func:`temporary_path` names them, for this host (and a dead process when
+    check_pid), holding nothing but :data:`TEMPORARY_MARK` with our text and the payload;
+    an empty folder of that name (killed before its mark was written) goes too.
+    Anything else is left alone. True when removed."""
+    m = _TEMPORARY.match(os.path.basename(path))
+    if not m or m.group("host") != _HOST:
+        return False
+    pid = int(m.group("pid"))
+    if check_pid and _alive(pid):
+        return False
+    try:
+        if os.path.islink(path) or not os.path.isdir(path):
+            return False
+        entries = set(os.listdir(path))
+        if entries:
+            if not entries <= {TEMPORARY_MARK, PAYLOAD} or TEMPORARY_MARK not in entries:
+                return False
+            mark = os.path.join(path, TEMPORARY_MARK)
+            if os.path.islink(mark):
+                return False
+            with open(mark) as f:
+                if f.read(256) != _MARK_TEXT.format(host=_HOST, pid=pid):
+                    return False
+            payload = os.path.join(path, PAYLOAD)
+            if os.path.isdir(payload) and not os.path.islink(payload):
+                shutil.rmtree(payload)
+            elif os.path.lexists(payload):
+                os.remove(payload)
+            os.remove(mark)
+        os.rmdir(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
 
-    A process killed with SIGKILL cannot remove its temporary file (or the temporary
-    folder of a model directory being exported); the next run that writes into the same
-    directory does. Returns the paths removed.
+
+def remove_stale_temporaries(folder: str) -> list:
+    """Remove the temporary folders that dead processes of this host left in `folder`.
+
+    A process killed with SIGKILL cannot remove its temporary folder; the next run that
+    writes into the same directory does, but only folders it can prove are ours (the
+    name of :func:`temporary_path` and the mark inside: see :func:`_remove_if_ours`);
+    a user's file or folder is never removed, whatever its name. Returns the paths removed.
     """
-    removed = []
     try:
         entries = [e.name for e in os.scandir(folder or ".") if e.name.startswith(".")]
     except OSError:
-        return removed
-    for name in entries:
-        m = _TEMPORARY.match(name)
-        if m and m.group("host") == _HOST and not _alive(int(m.group("pid"))):
-            path = os.path.join(folder, name)
-            with contextlib.suppress(OSError):
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
-                else:
-                    os.remove(path)
-                removed.append(path)
-    return removed
+        return []
+    paths = [os.path.join(folder, name) for name in entries]
+    return [p for p in paths if _TEMPORARY.match(os.path.basename(p)) and _remove_if_ours(p)]
 
 
 def write_atomically(path: str, write, before_replace=None, protect: frozenset = frozenset()) -> None:
-    """Write a file through write(temporary_path), then rename it to `path`.
+    """Write a file through write(tmp), then rename it to `path`.
 
-    The temporary file is hidden in `path`'s directory (:func:`temporary_path`), so the
-    rename is atomic and no partial file ever stands under `path`, even if the process is
-    killed; on any error or interruption (or one raised by before_replace(), called just
-    before the rename) it is removed, and what a SIGKILLed run left is removed by the next
-    write into that directory. A missing directory or an OSError while writing or renaming
-    raises OutputError; so does a `path` in `protect` (:func:`check_not_input`).
+    tmp is the payload of a marked hidden folder in `path`'s directory
+    (:func:`temporary_output`), so the rename is atomic and no partial file ever stands
+    under `path`, even if the process is killed; on any error or interruption (or one
+    raised by before_replace(), called just before the rename) the folder is removed, and
+    what a SIGKILLed run left is removed by the next write into that directory. A missing
+    directory or an OSError while writing or renaming raises OutputError; so does a `path`
+    in `protect` (:func:`check_not_input`).
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
@@ -858,23 +913,18 @@ def write_atomically(path: str, write, before_replace=None, protect: frozenset =
         _swept.add(folder)
         remove_stale_temporaries(folder)
     check_not_input(path, protect)
-    tmp = temporary_path(path)
     try:
-        try:
-            write(tmp)
-        except OSError as exc:
-            raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
-        if before_replace is not None:
-            before_replace()
-        check_not_input(path, protect)
-        try:
+        with temporary_output(path) as tmp:
+            try:
+                write(tmp)
+            except OSError as exc:
+                raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
+            if before_replace is not None:
+                before_replace()
+            check_not_input(path, protect)
             os.replace(tmp, path)
-        except OSError as exc:
-            raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    except OSError as exc:
+        raise OutputError(path, f"cannot write output: {_describe(exc)}") from None
 
 
 def image_planes(source, log=None, accept=()):

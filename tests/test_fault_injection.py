@@ -193,7 +193,7 @@ def test_signal_leaves_inputs_intact_and_nothing_partial(tmp_path, step, sig, co
         assert lines(err)[-1] == f"maximask: {said}: no partial output left"
     left = sorted(set(os.listdir(data)) - set(before))
     if sig == signal.SIGKILL and step == "write":  # a half-written temporary, under a hidden name
-        assert len(left) == 1 and left[0].startswith(".a.mask.fits.tmp-")
+        assert len(left) == 1 and left[0].startswith(".a.mask.fits.maximask-tmp-")
     else:
         assert left == []
     assert {k: digest(data / k) for k in before} == before
@@ -214,3 +214,50 @@ def test_sigterm_while_maxitrack_writes_its_scores(tmp_path):
     assert proc.returncode == 143 and lines(err)[-1] == "maxitrack: terminated: no partial output left"
     assert sorted(os.listdir(tmp_path)) == ["reached", "t.fits"]
     assert digest(tmp_path / "t.fits") == before
+
+
+def _dead_pid():
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now
+    return dead.pid
+
+
+def test_cleanup_never_removes_a_users_files_whatever_their_names(tmp_path):
+    """Issue 18: hidden files and folders named like temporaries of dead processes, but not
+    provably ours (no mark, a wrong mark, or a user's file inside), are all left alone."""
+    from maximask.fitsio import TEMPORARY_MARK, _HOST
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_image(data / "good.fits", 1)
+    pid = _dead_pid()
+    legacy_dir = data / f".mydata.tmp-{_HOST}-{pid}"       # the issue's case, old naming
+    legacy_dir.mkdir()
+    (legacy_dir / "thesis.txt").write_text("precious")
+    (data / f".notes.tmp-{_HOST}-{pid}").write_text("notes")
+    forged_file = data / f".notes.maximask-tmp-{_HOST}-{pid}"  # our naming, a user's file
+    forged_file.write_text("notes")
+    unmarked = data / f".thesis.maximask-tmp-{_HOST}-{pid}"    # our naming, no mark
+    unmarked.mkdir()
+    (unmarked / "payload").write_text("precious")
+    wrong_mark = data / f".book.maximask-tmp-{_HOST}-{pid}"    # a mark we did not write
+    wrong_mark.mkdir()
+    (wrong_mark / TEMPORARY_MARK).write_text("my own notes\n")
+    (wrong_mark / "payload").write_text("precious")
+    extra = data / f".x.maximask-tmp-{_HOST}-{pid}"            # our mark, and a user's file too
+    extra.mkdir()
+    (extra / TEMPORARY_MARK).write_text(f"maximask temporary output folder\nhost {_HOST}\npid {pid}\n")
+    (extra / "chapter1.tex").write_text("precious")
+    ours = data / f".y.mask.fits.maximask-tmp-{_HOST}-{pid}"   # what a killed run leaves
+    ours.mkdir()
+    (ours / TEMPORARY_MARK).write_text(f"maximask temporary output folder\nhost {_HOST}\npid {pid}\n")
+    (ours / "payload").write_bytes(b"SIMPLE  =  half written")
+    before = {p: (p.read_bytes() if p.is_file() else sorted(os.listdir(p)))
+              for p in data.rglob("*") if p != ours and ours not in p.parents}
+
+    result = run(data / "good.fits", "-VERBOSE_TYPE", "QUIET")
+    assert result.returncode == 0, result.stderr
+    assert not ours.exists()  # provably ours: removed
+    after = {p: (p.read_bytes() if p.is_file() else sorted(os.listdir(p)))
+             for p in data.rglob("*") if p.name != "good.mask.fits"}
+    assert after == before

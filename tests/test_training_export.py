@@ -199,15 +199,21 @@ def test_re_estimated_training_priors_travel_in_the_model_directory(network_tile
 def test_the_folder_a_killed_export_left_is_removed_by_the_next_export(tmp_path):
     import subprocess
 
-    from maximask.fitsio import temporary_path
+    from maximask.fitsio import PAYLOAD, TEMPORARY_MARK, temporary_output
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid is free now: the temporary folder below belongs to no live process
-    live = temporary_path(str(tmp_path / "other.model"))  # this process's: kept
-    stale = live.replace(f"-{os.getpid()}", f"-{dead.pid}")
-    for folder in (live, stale):
-        os.mkdir(folder)
-        open(os.path.join(folder, "maximask.onnx"), "wb").write(b"half written")
-    export_network(load_network("maxitrack"), tmp_path / "track.model")
-    assert not os.path.exists(stale) and os.path.isdir(live)
-    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(live), "track.model"])
+    with temporary_output(str(tmp_path / "other.model")) as payload:  # as an export makes it
+        os.mkdir(payload)
+        open(os.path.join(payload, "maximask.onnx"), "wb").write(b"half written")
+        live = os.path.dirname(payload)
+        stale = live.replace(f"-{os.getpid()}", f"-{dead.pid}")
+        os.mkdir(stale)
+        mark = open(os.path.join(live, TEMPORARY_MARK)).read()
+        open(os.path.join(stale, TEMPORARY_MARK), "w").write(mark.replace(str(os.getpid()), str(dead.pid)))
+        os.mkdir(os.path.join(stale, PAYLOAD))
+        open(os.path.join(stale, PAYLOAD, "maximask.onnx"), "wb").write(b"half written")
+        export_network(load_network("maxitrack"), tmp_path / "track.model")
+        assert not os.path.exists(stale) and os.path.isdir(live)  # this process's: kept
+        assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(live), "track.model"])
+    assert sorted(os.listdir(tmp_path)) == ["track.model"]

@@ -89,7 +89,7 @@ def test_a_run_killed_and_resumed_ends_with_the_uninterrupted_weights(tmp_path):
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.split()[:2] == ["step", str(killed_at + 1)]  # it went on, not from 0
-    assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]  # a killed write's leftovers are swept
+    assert not [f for f in os.listdir(tmp_path) if "maximask-tmp-" in f]  # a killed write's leftovers are swept
     a, b = torch.load(tmp_path / "whole.pt"), torch.load(tmp_path / "killed.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # frozen layers never moved; trained ones did

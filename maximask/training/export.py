@@ -9,7 +9,8 @@ the same graph writer (``maximask.onnx_graphs``) with the module's weights:
     model.json   network, software version, SHA-256 of the weights, and the caller's metadata
 
 It is complete or absent: written in a hidden folder beside it and renamed into place;
-the hidden folders of killed exports are removed by the next export into that directory.
+the marked hidden folders of killed exports are removed by the next export into that
+directory (maximask.fitsio.remove_stale_temporaries).
 """
 import json
 import os
@@ -17,7 +18,7 @@ import shutil
 
 from maximask import __version__
 from maximask.engine import MODELS_DIR
-from maximask.fitsio import OutputError, remove_stale_temporaries, temporary_path
+from maximask.fitsio import OutputError, remove_stale_temporaries, temporary_output
 from maximask.onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
 from maximask.training.networks import MaxiMask, MaxiTrack, network_weights
 
@@ -44,21 +45,17 @@ def export_network(module, folder, metadata=None):
     info = {"network": name, "software": f"maximask {__version__}", "weights_sha256": weights_digest(weights),
             **(metadata or {})}
     note = f"Written by {PRODUCER} (maximask {__version__}), starting from the published weights. {PUBLISHED_CREDIT}"
-    tmp = temporary_path(folder)
     remove_stale_temporaries(parent)  # what killed exports left here
     try:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed process of the same id
-        os.mkdir(tmp)
-        files = [os.path.basename(p) for p in write(weights, tmp, note, PRODUCER)]
-        shutil.copyfile(os.path.join(MODELS_DIR, "LICENSE"), os.path.join(tmp, "LICENSE"))
-        info["files"] = sorted(files)
-        with open(os.path.join(tmp, METADATA_FILE), "w") as out:
-            json.dump(info, out, indent=2)
-            out.write("\n")
-        os.rename(tmp, folder)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise OutputError(folder, f"cannot write model directory: {exc.strerror or exc}") from None
-        raise
+        with temporary_output(folder) as tmp:
+            os.mkdir(tmp)
+            files = [os.path.basename(p) for p in write(weights, tmp, note, PRODUCER)]
+            shutil.copyfile(os.path.join(MODELS_DIR, "LICENSE"), os.path.join(tmp, "LICENSE"))
+            info["files"] = sorted(files)
+            with open(os.path.join(tmp, METADATA_FILE), "w") as out:
+                json.dump(info, out, indent=2)
+                out.write("\n")
+            os.rename(tmp, folder)
+    except OSError as exc:
+        raise OutputError(folder, f"cannot write model directory: {exc.strerror or exc}") from None
     return info
