@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end throughput and memory of the maximask command, beside the reference.
 
-Generates square fields (maximask.synthetic), writes them as float32 FITS files, and times
+Generates square fields (maximask.simulation.synthetic), writes them as float32 FITS files, and times
 the whole command (read, mask, write FLAGS) with the default settings and with the
 reference-exact tiling (-TILE_SIZE 400 -TILE_MARGIN 100), and, when the reference MaxiMask
 1.4.1 is importable (PYTHONPATH=<unpacked wheel>, with TensorFlow), the reference command
@@ -25,7 +25,7 @@ from astropy.io import fits
 
 from agreement import mask_mcc
 from maximask.classes import ABBREVIATIONS
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 REFERENCE = "from maximask_and_maxitrack.maximask.maximask import main; main()"
 

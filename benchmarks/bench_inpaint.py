@@ -4,7 +4,7 @@
     python benchmarks/bench_inpaint.py --clean ../shared/data/real/sep_image.fits \
         ../shared/data/real/legacypipe_c4d_170316_062107_ooi_z_ls9.N2.fits
 
-Clean exposures (maximask.synthetic.make_field without cosmic rays, trail, hot column or
+Clean exposures (maximask.simulation.synthetic.make_field without cosmic rays, trail, hot column or
 saturated stars; and any --clean FITS files) get one class at a time injected by the
 simulator (maximask.simulation.inject: CR, HCL, DCL, HP, DP), whose truth plane says which
 pixels to repaint; the clean value of every pixel is known. For each class the table gives
@@ -32,7 +32,7 @@ from astropy.io import fits
 from maximask import checkimages, kernels
 from maximask.classes import ABBREVIATIONS
 from maximask.simulation import inject
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 CLASSES = ("CR", "HCL", "DCL", "HP", "DP")
 OURS = [(m, n) for m in kernels.INPAINT_METHODS for n in (4, 8)]

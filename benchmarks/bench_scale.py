@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale-out on Dask: in-process beside a LocalCluster of 1 and 2 workers x 1 thread.
 
-Two workloads, each written once as float32 FITS (maximask.synthetic fields): FILES files of
+Two workloads, each written once as float32 FITS (maximask.simulation.synthetic fields): FILES files of
 SIZE x SIZE pixels, and one MEF of MEF_HDUS image HDUs of MEF_SHAPE. For each workload:
 
 * in-process: the ``maximask`` command (CLUSTER NONE, NTHREADS 0 = every core), timed with
@@ -34,7 +34,7 @@ from astropy.io import fits
 
 from bench_e2e import Launcher
 from maximask.masker import Masker
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 
 class NoNetwork:
@@ -110,7 +110,7 @@ def main():
     import distributed
 
     from maximask.distributed import mask_files, process_files
-    from maximask.fitsio import find_inputs
+    from maximask.inputs import find_inputs
 
     command = shutil.which("maximask") or sys.exit("the maximask command is not installed")
     mef_shape = tuple(int(v) for v in args.mef_shape.lower().split("x"))

@@ -17,7 +17,7 @@ import torch
 
 from maximask.classes import ABBREVIATIONS, NCLASSES
 from maximask.engine import open_network
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 from maximask.training import load_network
 from maximask.training.loss import MaskLoss, class_fractions, class_weights
 

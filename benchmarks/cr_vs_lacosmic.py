@@ -2,7 +2,7 @@
 
 Two sets of CR-only simulated samples (``maximask.simulation.inject(clean, "CR")``): a
 well-sampled one (seeing FWHM uniform in [2.5, 6] px) and an undersampled one ([1.2, 2.5]
-px), on ``maximask.synthetic.clean_field`` fields (stars and galaxies, sky 100-5000 ADU,
+px), on ``maximask.simulation.synthetic.clean_field`` fields (stars and galaxies, sky 100-5000 ADU,
 gain 1 e-/ADU, read noise 3-10 ADU). For each set, in one run:
 
 - MaxiMask: the CR ROC from its raw CR probability (PRIOR_CORRECTION N), its AUC, and its
@@ -22,11 +22,11 @@ import time
 import numpy as np
 
 from maximask.classes import ABBREVIATIONS
-from maximask.evaluate import ScoreHistograms, auc, roc_curve, tpr_at_fpr
+from maximask.evaluation.metrics import ScoreHistograms, auc, roc_curve, tpr_at_fpr
 from maximask.masker import Masker
 from maximask.simulation import inject
 from maximask.simulation.raster import dilate, square_half_widths
-from maximask.synthetic import clean_field
+from maximask.simulation.synthetic import clean_field
 
 CR = ABBREVIATIONS.index("CR")
 SETS = {"well-sampled": (2.5, 6.0), "undersampled": (1.2, 2.5)}

@@ -3,7 +3,7 @@
     python benchmarks/eval_simulated.py --fields 125 --samples 4 --out /tmp/evalbench
     python benchmarks/eval_simulated.py --size 2048 --fields 1 --samples 20 --out /tmp/eval2048
 
-Writes `--fields` clean exposures of `--size` px (maximask.synthetic.clean_field: FWHM
+Writes `--fields` clean exposures of `--size` px (maximask.simulation.synthetic.clean_field: FWHM
 uniform in [1.5, 6] px, so about a fifth undersampled; star and galaxy densities, sky, read
 noise, gain and gradient drawn per field from the seed) into OUT/fields/, then runs
 
@@ -24,8 +24,8 @@ import sys
 import numpy as np
 from astropy.io import fits
 
-from maximask.evaluate import PAPER_AUC_SINGLE
-from maximask.synthetic import clean_field
+from maximask.evaluation.metrics import PAPER_AUC_SINGLE
+from maximask.simulation.synthetic import clean_field
 
 
 def field_parameters(rng):

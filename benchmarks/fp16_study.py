@@ -25,7 +25,7 @@ from agreement import mask_mcc
 from maximask.classes import ABBREVIATIONS
 from maximask.engine import Network, model_path
 from maximask.masker import Masker
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 ROUNDED_OPS = ("Conv", "Add", "Sigmoid")  # Add: the skip sums (the others are window arithmetic)
 

@@ -8,11 +8,11 @@ class far below Table 7 points at a recipe (or at the network). Two contexts as 
     python benchmarks/simulation_realism.py --samples 40 --context single
     python benchmarks/simulation_realism.py --classes TRL --set k_t=3 --png /tmp/trl
 
-Clean fields are ``maximask.synthetic.clean_field`` with seeing uniform in [1.5, 6] px,
+Clean fields are ``maximask.simulation.synthetic.clean_field`` with seeing uniform in [1.5, 6] px,
 star density log-uniform in [200, 5000] and galaxy density in [100, 2000] per Mpix, sky
 log-uniform in [100, 5000] ADU, read noise in [3, 10] ADU and a gradient up to 30%; the
 injected stars and trails get the field's seeing. Raw probabilities: Masker with
-OUTPUT_TYPE PROBA, PRIOR_CORRECTION N, all 14 classes; AUC from maximask.evaluate.
+OUTPUT_TYPE PROBA, PRIOR_CORRECTION N, all 14 classes; AUC from maximask.evaluation.metrics.
 
 ``--background sample`` (default) normalises each sample by its own background, as MaxiMask
 does on real data; ``--background clean`` by the clean image's, as the paper's sample
@@ -27,10 +27,10 @@ import numpy as np
 
 from maximask import kernels
 from maximask.classes import ABBREVIATIONS
-from maximask.evaluate import PAPER_AUC, PAPER_AUC_SINGLE, ScoreHistograms, auc
+from maximask.evaluation.metrics import PAPER_AUC, PAPER_AUC_SINGLE, ScoreHistograms, auc
 from maximask.masker import Masker
 from maximask.simulation import LOCAL_CLASSES, inject
-from maximask.synthetic import clean_field
+from maximask.simulation.synthetic import clean_field
 
 def random_clean(seed, size):
     """A varied clean field and its seeing (px)."""

@@ -18,7 +18,7 @@ import numpy as np
 from agreement import confusion, mcc
 from maximask.classes import ABBREVIATIONS
 from maximask.masker import Masker
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 CANDIDATES = [(400, 100), (512, 64), (768, 64), (600, 100), (800, 100), (1024, 100), (1024, 150),
               (1024, 200), (1280, 200)]

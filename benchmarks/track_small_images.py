@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from maximask import Tracker
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 SIDES = (5, 25, 50, 100, 150, 200, 250, 300, 400)
 

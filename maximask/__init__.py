@@ -8,7 +8,11 @@ __version__ = "0.1.0"
 #: Version of the published MaxiMask package whose trained weights the ONNX models carry.
 MODEL_VERSION = "MaxiMask 1.4.1"
 
-__all__ = ["Masker", "Tracker", "__version__", "MODEL_VERSION"]
+__all__ = ["Masker", "Tracker", "InputError", "OutputError", "OutputExistsError", "ConfigError",
+           "EngineError", "__version__", "MODEL_VERSION"]
+
+from .config import ConfigError  # noqa: E402  (pure Python, no extension)
+from .errors import InputError, OutputError, OutputExistsError  # noqa: E402
 
 
 def __getattr__(name):
@@ -18,6 +22,10 @@ def __getattr__(name):
         from .masker import Masker
 
         return Masker
+    if name == "EngineError":
+        from .engine import EngineError
+
+        return EngineError
     if name == "Tracker":
         from .tracker import Tracker
 

@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
-from . import __version__, fitsio, kernels
+from . import __version__, errors, fitsio, kernels, outputs
 from .classes import ABBREVIATIONS
-from .config import CHECKIMAGE_SUFFIXES, ConfigError, checkimage_is_suffix
+from .config import ConfigError
+from .keywords import CHECKIMAGE_SUFFIXES, checkimage_is_suffix
 
 #: Inpainting estimator and the number of valid pixels it looks for, chosen by
 #: benchmarks/bench_inpaint.py (see the README's check-image section).
@@ -89,16 +90,16 @@ class CheckImages:
         """The check-images of one input file: their paths checked before any work.
 
         Raises OutputError when one would be written over a file of `protect` (identities,
-        see fitsio.file_identities: the inputs of the run) or the main output,
+        see outputs.file_identities: the inputs of the run) or the main output,
         OutputExistsError when one exists and OVERWRITE is N.
         """
         paths = {kind: self.path(source, kind) for kind in self.types}
         for kind, path in paths.items():
-            fitsio.check_not_input(path, protect)
+            outputs.check_not_input(path, protect)
             if os.path.realpath(path) == os.path.realpath(main_path):
-                raise fitsio.OutputError(path, f"the {kind} check-image would overwrite the mask")
+                raise errors.OutputError(path, f"the {kind} check-image would overwrite the mask")
             if not self.overwrite and os.path.lexists(path):
-                raise fitsio.OutputExistsError(path)
+                raise errors.OutputExistsError(path)
         return FileCheckImages(self, source, paths, cards, protect)
 
 

@@ -42,3 +42,7 @@ ABBREVIATIONS = tuple(c.abbr for c in CLASSES)
 TRAINING_PRIORS = np.array([c.training_prior for c in CLASSES], dtype=np.float64)
 DEFAULT_PRIORS = np.array([c.default_prior for c in CLASSES], dtype=np.float64)
 DEFAULT_THRESHOLDS = np.array([c.default_threshold for c in CLASSES], dtype=np.float64)
+#: The 12 local contaminant classes (all but BBG and BG): what can be injected, cleaned and
+#: flagged in a clean exposure. Abbreviations in class-table order; LOCAL_INDICES their planes.
+LOCAL_CLASSES = tuple(c.abbr for c in CLASSES if c.abbr not in ("BBG", "BG"))
+LOCAL_INDICES = tuple(ABBREVIATIONS.index(a) for a in LOCAL_CLASSES)

@@ -12,21 +12,18 @@ note); 1 some inputs failed (each said in one line on stderr, the others still p
 processed; 130 interrupted (SIGINT), 143 terminated (SIGTERM): no partial output is left.
 maxitrain trains on all its inputs or none: one that cannot be read is exit 2.
 """
-import datetime
-import json
-import math
 import os
 import signal
 import sys
 import threading
 
 from . import MODEL_VERSION, __version__
-from .config import (EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS, ConfigError, dump, load_config,
-                     split_argv)
-from .engine import EngineError, model_info
-from .fitsio import (CLEAN_FIELDS, InputError, OutputError, OutputExistsError, SkippedInput,
-                     check_not_input, check_writable, file_identities, find_inputs, is_output_file,
-                     plan_outputs, write_atomically)
+from .config import ConfigError, dump, load_config, split_argv
+from .keywords import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS
+from .engine import EngineError
+from .errors import InputError, OutputError, OutputExistsError, SkippedInput
+from .inputs import CLEAN_FIELDS, find_inputs, is_output_file
+from .outputs import check_not_input, check_writable, file_identities, plan_outputs
 from .progress import progress_bar, say
 
 USAGE = """\
@@ -230,7 +227,7 @@ def _check_output_name(path, protect):
 
 
 def _track_inputs(config, sources, log):
-    from .tracker import Tracker
+    from .tracker import Tracker, write_track_output
 
     protect = file_identities(s.path for s in sources)
     _check_output_name(config.OUTPUT_NAME, protect)
@@ -258,43 +255,6 @@ def _track_inputs(config, sources, log):
     return failed
 
 
-def write_track_output(config, results, protect=frozenset()):
-    """Write the scores to OUTPUT_NAME (a temporary name, renamed when complete)."""
-    from .tracker import MIN_SIDE
-
-    path = config.OUTPUT_NAME
-    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    info = model_info("maxitrack", config.NETWORK)
-    model, digest = info["label"], info["weights_sha256"]
-
-    def value(score):  # no score (image too small): null in JSON, nan in text
-        return score if math.isfinite(score) else None
-
-    if config.OUTPUT_TYPE == "JSON":
-        text = json.dumps({
-            "software": f"maxitrack {__version__}", "networks": model, "weights_sha256": digest,
-            "date": created,
-            "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
-            "min_side": MIN_SIDE,
-            "scores": [{"file": r.name, "score": value(r.score),
-                        "hdus": [{"hdu": n, "score": value(s)} for n, s in r.hdus]} for r in results],
-        }, indent=1, allow_nan=False) + "\n"
-    else:
-        lines = [f"# maxitrack {__version__} ({model} networks, weights SHA-256 {digest[:16]}), {created} UTC",
-                 f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
-                 "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
-                 "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles);",
-                 f"#              nan: no image with both sides >= {MIN_SIDE} px, no score"]
-        lines += [f"{r.name} {r.score:.6f}" for r in results]
-        text = "\n".join(lines) + "\n"
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    write_atomically(path, write, protect=protect)
-
-
 def main_track(argv=None):
     """Entry point of ``maxitrack``."""
     argv = sys.argv[1:] if argv is None else argv
@@ -306,7 +266,7 @@ def track_entry():
 
 
 def _eval_inputs(config, sources, log):
-    from .maxieval import Evaluation, check_outputs, finish
+    from .evaluation.pipeline import Evaluation, check_outputs, finish
 
     protect = file_identities(s.path for s in sources)
     check_outputs(config, protect)
@@ -336,7 +296,7 @@ def eval_entry():
 
 
 def _train_inputs(config, sources, log):
-    from .maxitrain import Training, check_outputs, read_labels
+    from .training.pipeline import Training, check_outputs, read_labels
 
     protect = file_identities(s.path for s in sources)
     check_outputs(config, protect)

@@ -31,7 +31,8 @@ import threading
 import time
 import uuid
 
-from . import fitsio
+from . import errors
+from .inputs import DEFAULT_SUFFIX, ImageSource, find_inputs
 from .engine import EngineError
 from .progress import on_terminal
 
@@ -115,7 +116,7 @@ class _UnitFailed:
         self.name, self.problem = exc.name, exc.problem
 
     def error(self):
-        return fitsio.InputError(self.name, self.problem)
+        return errors.InputError(self.name, self.problem)
 
 
 def _run_unit(kind, config, unit):
@@ -131,7 +132,7 @@ def _run_unit(kind, config, unit):
             pipeline.network  # opened here, once, rather than by concurrent tasks
     try:
         return pipeline.run_unit(unit)
-    except fitsio.InputError as exc:
+    except errors.InputError as exc:
         return _UnitFailed(exc)
 
 
@@ -178,7 +179,7 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
         for source in sources:
             try:
                 file = _File(plan(source, log))
-            except fitsio.InputError as exc:
+            except errors.InputError as exc:
                 yield source, exc
                 continue
             nfiles += 1
@@ -200,7 +201,7 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
                 client.cancel(list(owner))
                 raise
             except Exception as exc:  # noqa: BLE001 - a task killed too often, a lost worker...
-                yield fail(file, fitsio.InputError(unit.name, f"task failed on the cluster: "
+                yield fail(file, errors.InputError(unit.name, f"task failed on the cluster: "
                                                               f"{type(exc).__name__}: {exc}"))
                 continue
             if isinstance(result, _UnitFailed):
@@ -216,7 +217,7 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
                 ndone += 1
                 try:
                     output = pipeline.finish_file(file.plan, file.results, log)
-                except fitsio.InputError as exc:
+                except errors.InputError as exc:
                     output = exc
                 file.results = None  # the file's pixels go now
                 yield file.plan.source, output
@@ -231,12 +232,12 @@ def process_files(client, pipeline, sources, log=None, threads=None, resources=N
 def _on_inputs(client, pipeline, inputs, suffix, log):
     sources = []
     for arg in inputs:
-        if isinstance(arg, fitsio.ImageSource):
+        if isinstance(arg, ImageSource):
             sources.append(arg)
             continue
         try:
-            sources += fitsio.find_inputs([arg], suffix)
-        except fitsio.InputError as exc:
+            sources += find_inputs([arg], suffix)
+        except errors.InputError as exc:
             yield str(arg), exc
     for source, output in process_files(client, pipeline, sources, log):
         yield source.name, output
@@ -262,7 +263,7 @@ def score_files(client, inputs, config=None, log=None, **keywords):
     from .tracker import Tracker
 
     tracker = Tracker(config, **keywords)
-    yield from _on_inputs(client, tracker, inputs, fitsio.DEFAULT_SUFFIX, log)
+    yield from _on_inputs(client, tracker, inputs, DEFAULT_SUFFIX, log)
 
 
 def run_on_cluster(config, pipeline, sources, log, done, failed, plan=None):
@@ -272,7 +273,7 @@ def run_on_cluster(config, pipeline, sources, log, done, failed, plan=None):
     with cluster_client(config, log) as (client, threads):
         for source, output in process_files(client, pipeline, sources, log, threads=threads, plan=plan,
                                             progress=config.VERBOSE_TYPE != "QUIET"):
-            if isinstance(output, fitsio.InputError):
+            if isinstance(output, errors.InputError):
                 count += failed(output)
             else:
                 done(source, output)

@@ -6,7 +6,8 @@ API's own terms.
 """
 import numpy as np
 
-from .fitsio import InputError, check_data
+from .errors import InputError
+from .fitsio import check_data
 
 
 def pixel_array(image, what="image"):

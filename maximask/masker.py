@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import __version__, fitsio, kernels, workunits
+from . import __version__, errors, fitsio, inputs, kernels, outputs, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
-from .config import MASK_KEYWORDS
+from .keywords import MASK_KEYWORDS
 from .engine import model_info, open_network, with_model_thresholds
 from .images import pixel_array
 from .progress import progress_bar
@@ -205,13 +205,13 @@ class Masker:
         would be written over a protected file (see :meth:`run_file`).
         """
         if isinstance(source, str):
-            source = fitsio.find_inputs([source], self.config.OUTPUT_SUFFIX)[0]
+            source = inputs.find_inputs([source], self.config.OUTPUT_SUFFIX)[0]
         log = log or (lambda line: None)
         path = self.output_path(source)
-        protect = frozenset(protect) | fitsio.file_identities([source.path])
-        fitsio.check_not_input(path, protect)
+        protect = frozenset(protect) | outputs.file_identities([source.path])
+        outputs.check_not_input(path, protect)
         if not self.config.OVERWRITE and os.path.lexists(path):
-            raise fitsio.OutputExistsError(path)
+            raise errors.OutputExistsError(path)
         cards = self.header_cards()
         checks = self.checks.for_file(source, path, cards, protect) if self.checks else None
         entries = []
@@ -260,7 +260,7 @@ class Masker:
                 for line in done.lines:
                     log(line)
                 if done.failure:
-                    failures.append(fitsio.InputError(*done.failure))
+                    failures.append(errors.InputError(*done.failure))
                 elif self.config.VERBOSE_TYPE == "FULL":
                     mpix = unit.pixels / 1e6
                     log(f"{unit.name}: {mpix:.2f} Mpix in {done.seconds:.2f} s "
@@ -273,7 +273,7 @@ class Masker:
                 checks.add(info, data[0] if whole else np.stack(data),
                            [p for unit in units for p in results[unit].products])
         if failures and len(failures) == len(plan.units):  # nothing worth writing
-            raise fitsio.InputError(failures[0].name, f"{failures[0].problem}: nothing to mask, "
+            raise errors.InputError(failures[0].name, f"{failures[0].problem}: nothing to mask, "
                                                       "no output written")
         for exc in failures:
             log(f"{exc}: its output HDU is left at 0")

@@ -166,10 +166,10 @@ def render(panels, classes, title="", max_side=MAX_SIDE):
 
 def save(canvas, lines, path, software="", protect=frozenset()):
     """Write the PNG at `path` (complete or absent, never over a file of `protect`: see
-    fitsio.write_atomically) with its legend in a text chunk."""
+    outputs.write_atomically) with its legend in a text chunk."""
     from PIL.PngImagePlugin import PngInfo
 
-    from .fitsio import write_atomically
+    from .outputs import write_atomically
 
     info = PngInfo()
     info.add_text("Legend", "\n".join(lines))

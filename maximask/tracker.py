@@ -15,13 +15,17 @@ tile padded further shows the network mostly padding, and guided fields then sco
 score 0.08-0.61; from 300 px on, 0.0000). A side between 300 and 400 px is padded.
 """
 import dataclasses
+import datetime
+import json
+import math
 import time
 import zlib
 
 import numpy as np
 
-from . import fitsio, kernels, workunits
-from .config import TRACK_KEYWORDS
+from . import __version__, errors, fitsio, inputs, kernels, workunits
+from .outputs import write_atomically
+from .keywords import TRACK_KEYWORDS
 from .engine import model_info, open_network
 from .images import pixel_array
 
@@ -122,7 +126,7 @@ class Tracker:
     def plan_file(self, source, log=None):
         """Split a file into units of work: each HDU chosen under FRAC, or each cube plane."""
         if isinstance(source, str):
-            source = fitsio.find_inputs([source])[0]
+            source = inputs.find_inputs([source])[0]
         with fitsio.open_image(source) as image:
             chosen = self.chosen_hdus(source.name, image.maskable)
         return workunits.FilePlan(source, None, [(info.kind, workunits.units_of(source.path, info), None)
@@ -151,13 +155,13 @@ class Tracker:
             for line in done.lines:
                 log(line)
             if done.failure:
-                invalid.append(fitsio.InputError(*done.failure))
+                invalid.append(errors.InputError(*done.failure))
             elif unit.plane is None:
                 flat.append((unit.name, done.value))
             else:
                 planes.append(TrackScore(unit.name, done.value))
         if len(invalid) == len(plan.units):
-            raise fitsio.InputError(invalid[0].name, f"{invalid[0].problem}: nothing to score")
+            raise errors.InputError(invalid[0].name, f"{invalid[0].problem}: nothing to score")
         for exc in invalid:
             log(f"{exc}: not scored")
         if flat:
@@ -165,3 +169,43 @@ class Tracker:
             mean = float(np.mean(scored)) if scored else float("nan")
             planes.insert(0, TrackScore(plan.source.name, mean, tuple(flat)))
         return planes
+
+
+def write_track_output(config, results, protect=frozenset()):
+    """Write maxitrack's file OUTPUT_NAME (text, or JSON with OUTPUT_TYPE JSON), complete or absent.
+
+    config: a maxitrack Config (OUTPUT_NAME, OUTPUT_TYPE, NETWORK, PRIOR, FRAC, SEED);
+    results: the TrackResult of each input, in order; protect: file identities never
+    written over (the run's inputs, :func:`maximask.outputs.file_identities`).
+    """
+    path = config.OUTPUT_NAME
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    info = model_info("maxitrack", config.NETWORK)
+    model, digest = info["label"], info["weights_sha256"]
+
+    def value(score):  # no score (image too small): null in JSON, nan in text
+        return score if math.isfinite(score) else None
+
+    if config.OUTPUT_TYPE == "JSON":
+        text = json.dumps({
+            "software": f"maxitrack {__version__}", "networks": model, "weights_sha256": digest,
+            "date": created,
+            "prior": config.PRIOR, "frac": config.FRAC, "seed": config.SEED,
+            "min_side": MIN_SIDE,
+            "scores": [{"file": r.name, "score": value(r.score),
+                        "hdus": [{"hdu": n, "score": value(s)} for n, s in r.hdus]} for r in results],
+        }, indent=1, allow_nan=False) + "\n"
+    else:
+        lines = [f"# maxitrack {__version__} ({model} networks, weights SHA-256 {digest[:16]}), {created} UTC",
+                 f"# PRIOR {config.PRIOR:g}  FRAC {config.FRAC:g}  SEED {config.SEED}",
+                 "#   1 FILE     Input file; file[hdu][plane] for a plane of a cube",
+                 "#   2 SCORE    Probability of a tracking error (prior-corrected, mean over tiles);",
+                 f"#              nan: no image with both sides >= {MIN_SIDE} px, no score"]
+        lines += [f"{r.name} {r.score:.6f}" for r in results]
+        text = "\n".join(lines) + "\n"
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    write_atomically(path, write, protect=protect)

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from . import fitsio
+from . import errors, fitsio, inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ class FilePlan:
     files the output may never replace (``protect``) and the file's check-images (``checks``,
     a checkimages.FileCheckImages, or None)."""
 
-    source: fitsio.ImageSource
+    source: inputs.ImageSource
     output: str | None
     entries: list
     protect: frozenset = frozenset()
@@ -79,7 +79,7 @@ def read_unit(unit):
 
     A cube plane is read with its whole cube, which is then dropped.
     """
-    with fitsio.open_image(fitsio.ImageSource(unit.path, unit.index)) as image:
+    with fitsio.open_image(inputs.ImageSource(unit.path, unit.index)) as image:
         data = image.read(image.hdus[0]).data
     return data if unit.plane is None else np.ascontiguousarray(data[unit.plane])
 
@@ -90,6 +90,6 @@ def read_checked(unit):
     data = read_unit(unit)
     try:
         nbad = fitsio.check_data(data, unit.name)
-    except fitsio.InputError as exc:
+    except errors.InputError as exc:
         return data, [], (exc.name, exc.problem)
     return data, [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"] if nbad else [], None

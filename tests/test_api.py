@@ -4,8 +4,8 @@ import pytest
 from astropy.io import fits
 
 from maximask import Masker, Tracker
-from maximask.fitsio import OutputExistsError
-from maximask.synthetic import make_field
+from maximask.errors import OutputExistsError
+from maximask.simulation.synthetic import make_field
 
 
 @pytest.fixture(scope="module")

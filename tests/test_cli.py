@@ -9,8 +9,9 @@ import pytest
 from astropy.io import fits
 
 from maximask.cli import main_mask
-from maximask.config import MASK_KEYWORDS, dump
-from maximask.synthetic import make_field
+from maximask.config import dump
+from maximask.keywords import MASK_KEYWORDS
+from maximask.simulation.synthetic import make_field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from maximask import fitsio, workunits
+from maximask import errors, workunits
+from maximask.inputs import find_inputs
 from maximask.cli import main_mask, main_track
 from maximask.distributed import _run_unit, mask_files, process_files, task_resources
 from maximask.masker import Masker
@@ -212,9 +213,9 @@ def test_a_task_that_cannot_read_its_input_reports_one_line(tmp_path):
         f.truncate(2880 * 3)
     failed = pickle.loads(pickle.dumps(_run_unit(Masker, masker.config, plan.units[0])))
     error = failed.error()
-    with pytest.raises(fitsio.InputError) as in_process:
+    with pytest.raises(errors.InputError) as in_process:
         masker.run_unit(plan.units[0])
-    assert type(error) is fitsio.InputError and str(error) == str(in_process.value)
+    assert type(error) is errors.InputError and str(error) == str(in_process.value)
     assert str(error).startswith(f"{tmp_path / 't.fits'}: truncated or corrupt FITS file")
 
 
@@ -253,7 +254,7 @@ def test_cuda_tasks_go_only_to_gpu_workers(client, inputs, tmp_path):
         client.wait_for_workers(3, timeout=60)
         gpu_address = [a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "gpu-node"][0]
         masker = Masker(device="CPU", output_dir=str(tmp_path), verbose_type="QUIET")  # CPU stands in
-        sources = fitsio.find_inputs(inputs)
+        sources = find_inputs(inputs)
         units = sum(len(masker.plan_file(s).units) for s in sources)
         with distributed.get_task_stream(client) as stream:
             done = list(process_files(client, masker, sources, resources={"GPU": 1}))

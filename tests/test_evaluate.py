@@ -1,9 +1,9 @@
-"""Metrics of maximask.evaluate against direct NumPy computations on small cases."""
+"""Metrics of maximask.evaluation.metrics against direct NumPy computations on small cases."""
 import numpy as np
 import pytest
 
 from maximask.classes import NCLASSES, TRAINING_PRIORS
-from maximask.evaluate import (FPR_LEVELS, ScoreHistograms, auc, class_metrics, evaluate, logit,
+from maximask.evaluation.metrics import (FPR_LEVELS, ScoreHistograms, auc, class_metrics, evaluate, logit,
                                mcc, operating_point, prior_shift, roc_curve, sigmoid, tpr_at_fpr)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 #: Runs a command with one step slowed down: MAXIMASK_TEST_PAUSE is "write" (the output is
 #: left half written, then the process waits) or "inference" (every network call is
@@ -225,7 +225,7 @@ def _dead_pid():
 def test_cleanup_never_removes_a_users_files_whatever_their_names(tmp_path):
     """Issue 18: hidden files and folders named like temporaries of dead processes, but not
     provably ours (no mark, a wrong mark, or a user's file inside), are all left alone."""
-    from maximask.fitsio import TEMPORARY_MARK, _HOST
+    from maximask.outputs import TEMPORARY_MARK, _HOST
 
     data = tmp_path / "data"
     data.mkdir()

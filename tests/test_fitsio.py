@@ -8,9 +8,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from maximask import fitsio
-from maximask.fitsio import (ImageSource, InputError, OutputError, OutputExistsError,
-                             check_data, find_inputs, open_image, output_header, output_path,
-                             read_image_hdus, write_hdus)
+from maximask.errors import InputError, OutputError, OutputExistsError
+from maximask.fitsio import check_data, open_image, output_header, output_path, read_image_hdus, write_hdus
+from maximask.inputs import ImageSource, find_inputs
 
 
 def _image(shape=(40, 50), seed=0):

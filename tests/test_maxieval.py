@@ -13,9 +13,10 @@ from astropy.io import fits
 from maximask import Masker
 from maximask.classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, NCLASSES
 from maximask.cli import main_eval
-from maximask.config import EVAL_KEYWORDS, MASK_KEYWORDS, dump, parse_text
-from maximask.evaluate import ScoreHistograms, evaluate
-from maximask.maxieval import flagged, sample_windows
+from maximask.config import dump, parse_text
+from maximask.keywords import EVAL_KEYWORDS, MASK_KEYWORDS
+from maximask.evaluation.metrics import ScoreHistograms, evaluate
+from maximask.evaluation.pipeline import flagged, sample_windows
 from maximask.simulation import inject
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

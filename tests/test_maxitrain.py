@@ -13,9 +13,10 @@ from astropy.io import fits
 
 from maximask.classes import ABBREVIATIONS, DEFAULT_THRESHOLDS
 from maximask.cli import main_eval, main_mask, main_track, main_train
-from maximask.config import TRAIN_KEYWORDS, dump
+from maximask.config import dump
+from maximask.keywords import TRAIN_KEYWORDS
 from maximask.engine import PACKAGED_WEIGHTS_SHA256, EngineError, model_info
-from maximask.synthetic import clean_field, make_field
+from maximask.simulation.synthetic import clean_field, make_field
 
 TINY = ["-SAMPLE_SIZE", "64", "-NSAMPLES", "8", "-NVALID", "4", "-BATCH_SIZE", "2", "-VALID_STEP", "2",
         "-INJECT_CLASSES", "CR,HCL,TRL,SAT", "-VERBOSE_TYPE", "QUIET"]

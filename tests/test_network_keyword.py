@@ -8,10 +8,10 @@ from astropy.io import fits
 
 from maximask.classes import ABBREVIATIONS, DEFAULT_PRIORS, NCLASSES
 from maximask.cli import main_mask, main_track
-from maximask.config import MASK_KEYWORDS
+from maximask.keywords import MASK_KEYWORDS
 from maximask.engine import PACKAGED_WEIGHTS_SHA256
 from maximask.kernels import prior_factors
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 from maximask.training import load_network
 from maximask.training.export import export_network
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from maximask.classes import NCLASSES, TRAINING_PRIORS
-from maximask.evaluate import ScoreHistograms, logit, sigmoid
-from maximask.priors import em_priors, estimate_priors
+from maximask.evaluation.metrics import ScoreHistograms, logit, sigmoid
+from maximask.evaluation.em_priors import em_priors, estimate_priors
 
 
 def posteriors(rng, n, true_prior, training_prior, separation=1.5):

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 
 from maximask.cli import main_mask
-from maximask.synthetic import add_cosmic_ray, add_saturated_star, make_field
+from maximask.simulation.synthetic import add_cosmic_ray, add_saturated_star, make_field
 
 SEX = shutil.which("source-extractor") or shutil.which("sex")
 pytestmark = pytest.mark.skipif(SEX is None, reason="source-extractor is not installed "

@@ -10,7 +10,7 @@ from maximask.classes import ABBREVIATIONS
 from maximask.simulation import inject, parameter_names, parse_classes
 from maximask.simulation import cosmics, defects, fringes, nebulosity, persistence, raster, saturation, trails
 from maximask.simulation.scene import Scene
-from maximask.synthetic import clean_field
+from maximask.simulation.synthetic import clean_field
 
 SHAPE = (200, 240)
 IDX = {a: k for k, a in enumerate(ABBREVIATIONS)}

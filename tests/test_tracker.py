@@ -8,7 +8,8 @@ from astropy.io import fits
 
 import maximask
 from maximask.cli import main_track
-from maximask.config import TRACK_KEYWORDS, dump
+from maximask.config import dump
+from maximask.keywords import TRACK_KEYWORDS
 from maximask.tracker import Tracker, track_origins
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

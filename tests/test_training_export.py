@@ -10,7 +10,7 @@ import torch
 from maximask import __version__
 from maximask.classes import TRAINING_PRIORS
 from maximask.engine import MODELS_DIR, EngineError, Network, model_info, open_network
-from maximask.fitsio import OutputError
+from maximask.errors import OutputError
 from maximask.onnx_graphs import read_weights, weights_digest
 from maximask.training import load_network, network_weights
 from maximask.training.export import export_network
@@ -199,7 +199,7 @@ def test_re_estimated_training_priors_travel_in_the_model_directory(network_tile
 def test_the_folder_a_killed_export_left_is_removed_by_the_next_export(tmp_path):
     import subprocess
 
-    from maximask.fitsio import PAYLOAD, TEMPORARY_MARK, temporary_output
+    from maximask.outputs import PAYLOAD, TEMPORARY_MARK, temporary_output
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid is free now: the temporary folder below belongs to no live process

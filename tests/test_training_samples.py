@@ -5,7 +5,7 @@ import pytest
 from maximask import kernels
 from maximask.classes import ABBREVIATIONS
 from maximask.simulation import inject
-from maximask.synthetic import clean_field
+from maximask.simulation.synthetic import clean_field
 from maximask.training.samples import (CleanField, SampleSet, TileSet, compress, estimate_fwhm, rebin2,
                                        split_fields)
 

@@ -2,7 +2,7 @@
 """Run the reference MaxiMask 1.4.1 command end to end on a generated field; save the field
 and the reference outputs as tests/data/e2e_reference.npz for tests/test_masker.py.
 
-The field (530 x 610: sides not multiples of 400) comes from maximask.synthetic. Two
+The field (530 x 610: sides not multiples of 400) comes from maximask.simulation.synthetic. Two
 reference runs on it as a FITS file: raw probabilities of all 14 classes
 (``--prior_modif False --proba_thresh False``), kept on every other row and column and
 quantised to 1/65535 (error <= 7.7e-6); and the default single mask (prior correction,
@@ -21,7 +21,7 @@ from astropy.io import fits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from maximask.synthetic import make_field  # noqa: E402
+from maximask.simulation.synthetic import make_field  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "tests", "data", "e2e_reference.npz")
 SHAPE, SEED, STRIDE = (530, 610), 21, 2

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write examples/field.fits.fz: the shipped example image of the README's quick start.
 
-A 1024 x 1024 synthetic exposure (maximask.synthetic: stars, saturated stars with bleeds
+A 1024 x 1024 synthetic exposure (maximask.simulation.synthetic: stars, saturated stars with bleeds
 and spikes, cosmic rays, a trail, a hot column, hot and dead pixels) with a TAN WCS,
 tile-compressed with RICE (the ``.fz`` of fpack).
 
@@ -15,7 +15,7 @@ from astropy.io import fits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from maximask.synthetic import make_field  # noqa: E402
+from maximask.simulation.synthetic import make_field  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "examples", "field.fits.fz")
 

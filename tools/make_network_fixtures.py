@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from maximask.synthetic import make_field  # noqa: E402
+from maximask.simulation.synthetic import make_field  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "network_tiles.npz")
 STRIDE = 4

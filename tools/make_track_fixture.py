@@ -21,7 +21,7 @@ from astropy.io import fits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from maximask.synthetic import make_field  # noqa: E402
+from maximask.simulation.synthetic import make_field  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "tests", "data", "track_reference.npz")
 SHAPE = (850, 830)

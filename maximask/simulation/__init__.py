@@ -14,7 +14,7 @@ import inspect
 
 import numpy as np
 
-from ..classes import ABBREVIATIONS, NCLASSES
+from ..classes import ABBREVIATIONS, LOCAL_CLASSES, NCLASSES
 from .cosmics import inject_cosmics
 from .defects import (inject_dead_columns, inject_dead_pixels, inject_hot_columns,
                       inject_hot_pixels, inject_overscan)
@@ -25,7 +25,6 @@ from .saturation import inject_saturated_stars
 from .scene import Scene
 from .trails import inject_trails
 
-LOCAL_CLASSES = ABBREVIATIONS[:12]
 BBG, BG, SAT, SP = (ABBREVIATIONS.index(a) for a in ("BBG", "BG", "SAT", "SP"))
 BBG_SIGMAS = 10.0  # BBG: clean pixels above the background by this many sigma_U (§2.1.12)
 

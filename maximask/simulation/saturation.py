@@ -20,7 +20,7 @@ measured around bright stars; with no such library here, we add bright stars our
 """
 import numpy as np
 
-from ..synthetic import stamp_offsets
+from .synthetic import stamp_offsets
 from .raster import dilate, square_half_widths
 
 BETA = 3.0

@@ -18,7 +18,8 @@ import shutil
 
 from maximask import __version__
 from maximask.engine import MODELS_DIR
-from maximask.fitsio import OutputError, remove_stale_temporaries, temporary_output
+from maximask.errors import OutputError
+from maximask.outputs import remove_stale_temporaries, temporary_output
 from maximask.onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
 from maximask.training.networks import MaxiMask, MaxiTrack, network_weights
 

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from maximask.fitsio import write_atomically
+from maximask.outputs import write_atomically
 
 
 def load_checkpoint(path):

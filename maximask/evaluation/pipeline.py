@@ -19,17 +19,15 @@ import time
 
 import numpy as np
 
-from . import __version__, fitsio
-from .classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
-from .config import MASK_KEYWORDS
-from .engine import with_model_thresholds
-from .evaluate import ScoreHistograms, logit, prior_shift
-
-#: The classes whose flags in a clean input mark pixels to ignore (all but BBG and BG).
-LOCAL_CLASSES = tuple(range(NCLASSES - 2))
+from .. import __version__, errors, fitsio, inputs, outputs
+from ..classes import ABBREVIATIONS, LOCAL_INDICES, NCLASSES, TRAINING_PRIORS
+from ..keywords import MASK_KEYWORDS
+from ..engine import with_model_thresholds
+from .metrics import ScoreHistograms, logit, prior_shift
 
 
-def flagged(proba, priors, thresholds, classes=LOCAL_CLASSES, training_priors=TRAINING_PRIORS):
+
+def flagged(proba, priors, thresholds, classes=LOCAL_INDICES, training_priors=TRAINING_PRIORS):
     """(h, w) bool: pixels where a class of `classes` has p' > threshold (raw proba (14, h, w))."""
     cuts = logit(np.asarray(thresholds, dtype=np.float64)) + prior_shift(priors, training_priors)
     out = np.zeros(proba.shape[1:], bool)
@@ -59,7 +57,7 @@ def read_frame(path):
         for info in image.maskable:
             if len(info.shape) == 2:
                 return image.read(info).data
-    raise fitsio.InputError(path, "no 2-D image HDU")
+    raise errors.InputError(path, "no 2-D image HDU")
 
 
 class Timer:
@@ -86,7 +84,7 @@ class Evaluation:
     """
 
     def __init__(self, config, log=None, protect=frozenset()):
-        from .masker import Masker
+        from ..masker import Masker
 
         self.config = c = with_model_thresholds(config)
         self.log = log or (lambda line: None)
@@ -121,7 +119,7 @@ class Evaluation:
 
     def run_file(self, source):
         """Evaluate every image HDU of `source` (cube planes one by one); InputError if none."""
-        planes = fitsio.image_planes(source, self.log, accept=fitsio.CLEAN_FIELDS)
+        planes = fitsio.image_planes(source, self.log, accept=inputs.CLEAN_FIELDS)
         while True:
             with self.timer("reading"):
                 plane = next(planes, None)
@@ -132,8 +130,8 @@ class Evaluation:
 
     def run_image(self, clean, name, header=None):
         """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored."""
-        from .progress import progress_bar
-        from .simulation import inject
+        from ..progress import progress_bar
+        from ..simulation import inject
 
         c = self.config
         clean = np.ascontiguousarray(clean, dtype=np.float32)
@@ -156,7 +154,7 @@ class Evaluation:
                     image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
                                           **self.parameters)
                 except ValueError as exc:
-                    raise fitsio.InputError(name, f"cannot simulate samples: {exc}") from None
+                    raise errors.InputError(name, f"cannot simulate samples: {exc}") from None
             with self.timer("MaxiMask on the samples"):
                 proba = self.masker.run(image)
             with self.timer("histograms"):
@@ -224,17 +222,17 @@ def output_paths(config):
 
 def check_outputs(config, protect=frozenset()):
     """Raise before any work if an output exists without OVERWRITE, is one of the inputs
-    (`protect`, see fitsio.file_identities), or its directory is missing or unwritable."""
+    (`protect`, see outputs.file_identities), or its directory is missing or unwritable."""
     for path in output_paths(config).values():
-        fitsio.check_not_input(path, protect)
+        outputs.check_not_input(path, protect)
         if os.path.lexists(path) and not config.OVERWRITE:
-            raise fitsio.OutputExistsError(path)
+            raise errors.OutputExistsError(path)
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
-            raise fitsio.OutputError(path, f"output directory {folder} does not exist")
-        fitsio.check_writable(folder)
+            raise errors.OutputError(path, f"output directory {folder} does not exist")
+        outputs.check_writable(folder)
     if config.SAMPLES_DIR and not os.path.isdir(config.SAMPLES_DIR):
-        raise fitsio.InputError(config.SAMPLES_DIR, "SAMPLES_DIR is not a directory")
+        raise errors.InputError(config.SAMPLES_DIR, "SAMPLES_DIR is not a directory")
 
 
 def finish(evaluation):

@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from .classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
+from ..classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
 
 #: Raw-logit range of the histograms; beyond it, values fall in the first or last bin.
 LOGIT_RANGE = (-30.0, 20.0)

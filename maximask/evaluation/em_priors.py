@@ -11,13 +11,13 @@ repeats
 until pi stops changing: the fixed point is the maximum-likelihood class fraction, the one
 that makes the prior-corrected posteriors self-consistent. Pixels are given either as
 probabilities or, for many images, as the logit histograms of
-:class:`maximask.evaluate.ScoreHistograms` (each bin stands for its centre), so the
+:class:`maximask.evaluation.metrics.ScoreHistograms` (each bin stands for its centre), so the
 estimate needs no second pass over the images.
 """
 import numpy as np
 
-from .classes import TRAINING_PRIORS
-from .evaluate import logit, sigmoid
+from ..classes import TRAINING_PRIORS
+from .metrics import logit, sigmoid
 
 #: Bounds kept on the estimated fractions (a fraction of exactly 0 or 1 is a fixed point).
 PRIOR_BOUNDS = (1e-9, 1 - 1e-9)
@@ -55,7 +55,7 @@ def em_priors(logits, weights, training_priors, tol=1e-8, max_iter=20000):
 def estimate_priors(data, training_priors=TRAINING_PRIORS, tol=1e-8, max_iter=20000):
     """Class fractions P(omega|O) of unlabeled pixels, one EM per class (see module doc).
 
-    data: a :class:`maximask.evaluate.ScoreHistograms` (all its pixels, positives and
+    data: a :class:`maximask.evaluation.metrics.ScoreHistograms` (all its pixels, positives and
     negatives together, are used), or raw probabilities (K, ...) with K classes on the
     first axis. training_priors: (K,) priors the network was trained under.
     Returns (priors (K,) float64, iterations).

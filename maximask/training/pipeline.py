@@ -27,10 +27,11 @@ import time
 
 import numpy as np
 
-from . import __version__, fitsio
-from .classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
-from .config import ConfigError
-from .engine import EngineError, model_info, model_path
+from .. import __version__, fitsio, inputs, outputs
+from ..errors import InputError, OutputError
+from ..classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
+from ..config import ConfigError
+from ..engine import EngineError, model_info, model_path
 
 #: Keywords that do not change what a run computes: a checkpoint resumes across them.
 RESUMABLE_ACROSS = ("STEPS", "VALID_STEP", "CHECKPOINT_STEP", "CHECKPOINT_NAME", "OUTPUT_NETWORK",
@@ -70,9 +71,9 @@ def check_outputs(config, protect=frozenset()):
                           keyword="OUTPUT_NETWORK")
     for path in (out, checkpoint_path(config)):
         try:
-            fitsio.check_not_input(path, protect)
-            fitsio.check_writable(os.path.dirname(os.path.abspath(path)))
-        except fitsio.OutputError as exc:
+            outputs.check_not_input(path, protect)
+            outputs.check_writable(os.path.dirname(os.path.abspath(path)))
+        except OutputError as exc:
             raise ConfigError(f"{path}: {exc.problem}") from None
 
 
@@ -84,17 +85,17 @@ def read_labels(path, errors):
         with open(path) as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(fitsio.InputError(path, f"cannot read the label list ({getattr(exc, 'strerror', None) or exc})"))
+        errors.append(InputError(path, f"cannot read the label list ({getattr(exc, 'strerror', None) or exc})"))
         return pairs
     for number, line in enumerate(lines, 1):
         words = line.split("#")[0].split()
         if not words:
             continue
         if len(words) != 2 or words[1] not in ("0", "1"):
-            errors.append(fitsio.InputError(f"{path}:{number}",
+            errors.append(InputError(f"{path}:{number}",
                                             f"expected 'file label' with label 0 or 1, got {line.strip()!r}"))
             continue
-        found = fitsio.find_inputs([words[0]], errors=errors)
+        found = inputs.find_inputs([words[0]], errors=errors)
         pairs += [(source, int(words[1])) for source in found]
     return pairs
 
@@ -117,11 +118,11 @@ class Training:
 
     def add_file(self, source, label=None):
         """Read every image of `source` as a field (label: MaxiTrack's 0/1); InputError if none."""
-        from .training.samples import CleanField
+        from .samples import CleanField
 
         # None: measured; MaxiTrack's samples do not use it (0: not measured)
         fwhm = (self.config.SEEING_FWHM or None) if self.name == "maximask" else 0.0
-        for name, plane, _ in fitsio.image_planes(source, self.log, accept=fitsio.CLEAN_FIELDS):
+        for name, plane, _ in fitsio.image_planes(source, self.log, accept=inputs.CLEAN_FIELDS):
             field = CleanField.from_array(name, plane, fwhm=fwhm)
             self.fields.append(field)
             self.labels.append(label)
@@ -134,7 +135,7 @@ class Training:
 
     def sample_sets(self):
         """(training set, validation set, their fields' names) from the fields read."""
-        from .training.samples import SampleSet, TileSet, split_fields
+        from .samples import SampleSet, TileSet, split_fields
 
         c = self.config
         indexed = list(range(len(self.fields)))
@@ -158,7 +159,7 @@ class Training:
 
     def network(self):
         """The starting module (NETWORK or the published weights), with TRAIN_LAYERS trainable."""
-        from .training import load_network, set_trainable
+        from . import load_network, set_trainable
 
         c = self.config
         path = model_path(self.name, "CPU", c.NETWORK) if c.NETWORK else None
@@ -173,7 +174,7 @@ class Training:
 
     def loss(self, network, train_set):
         """The loss module, its class weights from the training set (computed once)."""
-        from .training.loss import AUX_THREE_SMALLEST, AUX_TWO_SMALLEST, MaskLoss, TrackLoss, class_weights
+        from .loss import AUX_THREE_SMALLEST, AUX_TWO_SMALLEST, MaskLoss, TrackLoss, class_weights
 
         c = self.config
         reference = {k: v.detach().clone() for k, v in network.state_dict().items()}
@@ -203,9 +204,9 @@ class Training:
 
     def run(self):
         """Train, validate and export; returns model.json's content."""
-        from .progress import on_terminal
-        from .training.export import export_network
-        from .training.trainer import CheckpointMismatch, train
+        from ..progress import on_terminal
+        from .export import export_network
+        from .trainer import CheckpointMismatch, train
 
         c, torch = self.config, self.torch
         train_set, valid_set, split = self.sample_sets()
@@ -294,7 +295,7 @@ class Training:
     def validation_table(self, network, valid, training_priors):
         """MaxiMask's ClassMetrics on the validation batches `valid` ([(x, labels)] tensors),
         thresholds on p' corrected from `training_priors` to the default PRIORS."""
-        from .evaluate import ScoreHistograms, evaluate
+        from ..evaluation.metrics import ScoreHistograms, evaluate
 
         hist = ScoreHistograms()
         network.eval()
@@ -307,7 +308,7 @@ class Training:
     def validation_metadata(self, network, valid, before=None):
         """Training priors (eq. 27) and, for MaxiMask, best-MCC thresholds on the validation
         batches; `before`: the starting network's validation table, logged beside the new one."""
-        from .training.priors import mean_posteriors
+        from .priors import mean_posteriors
 
         inputs = (x for x, _ in valid)
         if self.name == "maxitrack":

@@ -18,10 +18,10 @@ import json
 
 import numpy as np
 
-from .classes import ABBREVIATIONS
-from .evaluate import FPR_LEVELS, PAPER_AUC, class_metrics, evaluate, mcc_curve, operating_point, prior_shift, roc_curve
-from .fitsio import write_atomically
-from .priors import estimate_priors
+from ..classes import ABBREVIATIONS
+from .metrics import FPR_LEVELS, PAPER_AUC, class_metrics, evaluate, mcc_curve, operating_point, prior_shift, roc_curve
+from ..outputs import write_atomically
+from .em_priors import estimate_priors
 
 #: Points of the curves kept in the JSON report.
 ROC_GRID = np.logspace(-7, 0, 281)
@@ -29,7 +29,7 @@ MCC_GRID = np.linspace(0.0, 1.0, 501)
 
 
 def build_report(evaluation):
-    """The report of an :class:`maximask.maxieval.Evaluation` as a JSON-ready dict."""
+    """The report of an :class:`maximask.evaluation.pipeline.Evaluation` as a JSON-ready dict."""
     c = evaluation.config
     hist = evaluation.labeled
     trained = evaluation.training_priors  # those of the network evaluated (NETWORK)

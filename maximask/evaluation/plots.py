@@ -7,7 +7,7 @@
 """
 import numpy as np
 
-from .classes import ABBREVIATIONS, NCLASSES
+from ..classes import ABBREVIATIONS, NCLASSES
 
 #: The colours of the paper's Fig. 8, class-table order (pixels of several classes: black).
 CLASS_COLOURS = ("#ff0000", "#006400", "#00008b", "#00ff00", "#0000ff", "#ffff00", "#ffa500",
