@@ -21,29 +21,9 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
-from astropy.io import fits
 
+from common import write_fields
 from maximask.evaluate import PAPER_AUC_SINGLE
-from maximask.synthetic import clean_field
-
-
-def field_parameters(rng):
-    """The drawn conditions of one clean field."""
-    return dict(fwhm=float(rng.uniform(1.5, 6.0)), star_density=float(10 ** rng.uniform(2.5, 3.5)),
-                galaxy_density=float(10 ** rng.uniform(2.0, 3.0)), sky=float(10 ** rng.uniform(2.0, 3.7)),
-                read_noise=float(rng.uniform(3.0, 10.0)), gain=float(rng.uniform(1.0, 4.0)),
-                gradient=float(rng.uniform(0.0, 0.3)))
-
-
-def write_fields(folder, count, size, seed):
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        p = field_parameters(rng)
-        data = clean_field((size, size), seed=seed * 100_000 + i, **p)
-        header = fits.Header([(f"SIM_{k[:4].upper()}", round(v, 4), k) for k, v in p.items()])
-        fits.PrimaryHDU(data, header).writeto(os.path.join(folder, f"field{i:04d}.fits"), overwrite=True)
 
 
 def markdown(report):
