@@ -1,0 +1,66 @@
+"""Sphinx configuration of the maximask manual.
+
+Build: ``sphinx-build -W -b html docs docs/_build/html`` (needs the ``docs`` extra and an
+installed maximask: the API pages import it, the keyword reference reads its tables).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
+
+import maximask  # noqa: E402  (the installed package: its version, its docstrings)
+
+project = "maximask"
+author = "the maximask developers"
+copyright = "2026, the maximask developers (MIT); networks: 2018 Maxime Paillassa (MIT)"
+version = release = maximask.__version__  # the one place the version is written
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "myst_parser",
+    "maximask_docs",  # docs/_ext/maximask_docs.py: keyword reference and API pages
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+numpydoc_show_class_members = False  # members are documented by autodoc below each class
+numpydoc_validation_checks = set()
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"maximask {release}"
+html_static_path = []
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+    "navigation_with_keys": False,
+}
+html_sidebars = {"index": []}
+
+#: The API reference: (page title, module, members or None for the module's own list).
+#: Module paths live here only: when a module moves, change its line and nothing else.
+maximask_api_pages = [
+    ("Masking images", "maximask.masker", ["Masker"]),
+    ("Scoring tracking errors", "maximask.tracker", ["Tracker", "TrackScore"]),
+    ("NDData, CCDData and bit masks", "maximask.nddata", None),
+    ("Errors", "maximask.fitsio", ["InputError", "OutputError", "OutputExistsError", "SkippedInput"]),
+    ("Configuration", "maximask.config", ["ConfigError", "Keyword", "ConfigSpec", "Config", "load_config", "dump"]),
+    ("Network sessions", "maximask.engine", ["open_network", "Network", "EngineError"]),
+    ("C++ kernels", "maximask.kernels", None),
+    ("Clusters (Dask)", "maximask.distributed", None),
+    ("Simulated contaminants", "maximask.simulation", ["inject", "parse_classes", "parameter_names"]),
+    ("Evaluation metrics", "maximask.evaluate", None),
+    ("Evaluation: priors by EM", "maximask.priors", None),
+    ("Training: networks in PyTorch", "maximask.training", None),
+    ("Training: loss", "maximask.training.loss", None),
+    ("Training: export", "maximask.training.export", None),
+]
