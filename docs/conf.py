@@ -36,7 +36,9 @@ numpydoc_validation_checks = set()
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"maximask {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["maximask.css"]
+smartquotes = False  # "" is the empty string of the configuration, not typography
 html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
@@ -44,7 +46,7 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
     "navigation_with_keys": False,
 }
-html_sidebars = {"index": []}
+html_sidebars = {"index": [], "keywords": [], "getting_started": []}
 
 #: The API reference: (page title, module, members or None for the module's own list).
 #: Module paths live here only: when a module moves, change its line and nothing else.

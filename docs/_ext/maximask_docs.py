@@ -98,8 +98,26 @@ def write_api_pages(app):
                 f.write(text)
 
 
+def literal_examples(app, what, name, obj, options, lines):
+    """Show the indented examples of plain docstrings as code: an indented block after a blank
+    line, under a paragraph that does not end with ``::``, gets a ``::`` of its own."""
+    i = 1
+    while i < len(lines):
+        line, before = lines[i], lines[i - 1]
+        if line.startswith("    ") and line.strip() and not before.strip():
+            above = next((l for l in reversed(lines[:i - 1]) if l.strip()), "")
+            if not above.startswith(" ") and not above.rstrip().endswith("::") and not above.startswith(".."):
+                lines[i:i] = ["::", ""]
+                i += 2
+            while i < len(lines) and (lines[i].startswith("    ") or not lines[i].strip()):
+                i += 1
+            continue
+        i += 1
+
+
 def setup(app):
     app.add_config_value("maximask_api_pages", [], "env")
     app.add_directive("maximask-keywords", KeywordTable)
     app.connect("builder-inited", write_api_pages)
+    app.connect("autodoc-process-docstring", literal_examples)
     return {"version": "1", "parallel_read_safe": True}
