@@ -1,4 +1,4 @@
-"""The README's simulated benchmark: maxieval on varied clean fields, per-class table vs Table 7.
+"""The simulated benchmark of docs/benchmarks/simulated_evaluation.md: maxieval on varied clean fields, per-class table vs Table 7.
 
     python benchmarks/eval_simulated.py --fields 125 --samples 4 --out /tmp/evalbench
     python benchmarks/eval_simulated.py --size 2048 --fields 1 --samples 20 --out /tmp/eval2048
@@ -11,7 +11,7 @@ noise, gain and gradient drawn per field from the seed) into OUT/fields/, then r
              -OUTPUT_NAME OUT/maxieval -VERBOSE_TYPE FULL -OVERWRITE Y [extra keywords]
 
 as a child process under /usr/bin/time -v (when present), and prints its timings, its peak
-RSS, the report and the README's Markdown tables (next to the paper's Table 7). IGNORE_FLAGGED is N because these fields are clean by construction:
+RSS, the report and the manual's Markdown tables (next to the paper's Table 7). IGNORE_FLAGGED is N because these fields are clean by construction:
 pixels the network flags there are false positives to count, not defects to ignore.
 """
 import argparse
@@ -27,7 +27,7 @@ from maximask.evaluate import PAPER_AUC_SINGLE
 
 
 def markdown(report):
-    """The README's tables from a maxieval JSON report."""
+    """The manual's tables from a maxieval JSON report."""
 
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)

@@ -20,7 +20,7 @@ from .classes import ABBREVIATIONS
 from .config import CHECKIMAGE_SUFFIXES, ConfigError, checkimage_is_suffix
 
 #: Inpainting estimator and the number of valid pixels it looks for, chosen by
-#: benchmarks/bench_inpaint.py (see the README's check-image section).
+#: benchmarks/bench_inpaint.py (see docs/benchmarks/inpainting.md).
 INPAINT_METHOD = "clipped_plane"
 INPAINT_MIN_VALID = 8
 #: The mask's processing cards that also describe a check-image (not its bits or planes).
