@@ -12,11 +12,9 @@ and the per-class MCC of our default FLAGS against the reference's single mask.
     python benchmarks/bench_e2e.py --sizes 8192 --reference-max 0    # the memory bound
 """
 import argparse
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -24,45 +22,11 @@ import numpy as np
 from astropy.io import fits
 
 from agreement import mask_mcc
+from common import Launcher
 from maximask.classes import ABBREVIATIONS
 from maximask.simulation.synthetic import make_field
 
 REFERENCE = "from maximask_and_maxitrack.maximask.maximask import main; main()"
-
-
-# Runs one command per input line (JSON [cmd, cwd]) and answers [seconds, peak RSS in kB,
-# exit code, stderr tail]. Commands are started from this small process, not from the
-# benchmark's: Linux carries a process's peak RSS across exec, and a child spawned from
-# the benchmark (which holds the fields, and TensorFlow when the reference is checked)
-# would start with the benchmark's RSS as its peak.
-LAUNCHER = """
-import json, os, subprocess, sys, time
-for line in sys.stdin:
-    cmd, cwd = json.loads(line)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = proc.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    print(json.dumps([time.perf_counter() - start, usage.ru_maxrss,
-                      os.waitstatus_to_exitcode(status), err[-2000:]]), flush=True)
-"""
-
-
-class Launcher:
-    """Wall time (s) and peak RSS (MB) of commands, each measured on that child alone."""
-
-    def __init__(self):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER], env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-
-    def __call__(self, cmd, cwd):
-        self.proc.stdin.write(json.dumps([cmd, cwd]) + "\n")
-        self.proc.stdin.flush()
-        seconds, rss_kb, code, err = json.loads(self.proc.stdout.readline())
-        if code:
-            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {err}")
-        return seconds, rss_kb / 1024
 
 
 def reference_available():

@@ -1,8 +1,8 @@
 """Inpainting of the CLEANED check-image: which estimator, measured on injected defects.
 
     python benchmarks/bench_inpaint.py                     # 4 synthetic 1024x1024 fields
-    python benchmarks/bench_inpaint.py --clean ../shared/data/real/sep_image.fits \
-        ../shared/data/real/legacypipe_c4d_170316_062107_ooi_z_ls9.N2.fits
+    python benchmarks/bench_inpaint.py --clean DATA/sep_image.fits \
+        DATA/legacypipe_c4d_170316_062107_ooi_z_ls9.N2.fits
 
 Clean exposures (maximask.simulation.synthetic.make_field without cosmic rays, trail, hot column or
 saturated stars; and any --clean FITS files) get one class at a time injected by the

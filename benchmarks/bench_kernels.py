@@ -1,13 +1,14 @@
 """Throughput of the C++ kernels on a 4096 x 4096 image, beside SEP and the reference.
 
-    python3 benchmarks/bench_kernels.py [--size 4096] [--repeat 3] [--reference /work/ref/whl]
+    python3 benchmarks/bench_kernels.py [--size 4096] [--repeat 3] [--reference DIR]
 
 Prints Mpix/s (best of --repeat) of background estimation, compression, tiling and
 post-processing (stitch into a FLAGS plane), of the whole preprocessing as the pipeline
 runs it (``compress_image`` into a plane, then ``extract_tiles`` of all 400 x 400 tiles at
 stride 200), of ``sep.Background(...)`` + ``.back()`` + ``.rms()``
 (if ``sep`` is installed; benchmark-only) and of the reference NumPy preprocessing
-``maximask_and_maxitrack.utils.image_norm`` (if importable; --reference adds a path).
+``maximask_and_maxitrack.utils.image_norm`` (if importable; --reference DIR, or the
+environment variable MAXIMASK_REFERENCE, names the unpacked MaxiMask 1.4.1 wheel).
 """
 import argparse
 import os
@@ -42,8 +43,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--reference", default="/work/ref/whl",
-                    help="directory holding maximask_and_maxitrack (reference)")
+    ap.add_argument("--reference", default=os.environ.get("MAXIMASK_REFERENCE"),
+                    help="directory holding maximask_and_maxitrack, the unpacked MaxiMask 1.4.1 "
+                         "wheel (default: $MAXIMASK_REFERENCE; none: the reference row is skipped)")
     args = ap.parse_args()
     n = args.size
     mpix = n * n / 1e6

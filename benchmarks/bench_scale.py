@@ -5,7 +5,7 @@ Two workloads, each written once as float32 FITS (maximask.simulation.synthetic 
 SIZE x SIZE pixels, and one MEF of MEF_HDUS image HDUs of MEF_SHAPE. For each workload:
 
 * in-process: the ``maximask`` command (CLUSTER NONE, NTHREADS 0 = every core), timed with
-  its peak RSS (measured on that child alone, see bench_e2e.Launcher);
+  its peak RSS (measured on that child alone, see common.Launcher);
 * on a LocalCluster of W worker processes x 1 Dask thread (W from --workers), through
   ``maximask.distributed.mask_files`` on a client of this process, each task running
   cores/W ONNX Runtime threads (what CLUSTER LOCAL picks): wall time of the run (the
@@ -32,7 +32,7 @@ import time
 import numpy as np
 from astropy.io import fits
 
-from bench_e2e import Launcher
+from common import Launcher
 from maximask.masker import Masker
 from maximask.simulation.synthetic import make_field
 

@@ -1,4 +1,4 @@
-"""The README's simulated benchmark: maxieval on varied clean fields, per-class table vs Table 7.
+"""The simulated benchmark of docs/benchmarks/simulated_evaluation.md: maxieval on varied clean fields, per-class table vs Table 7.
 
     python benchmarks/eval_simulated.py --fields 125 --samples 4 --out /tmp/evalbench
     python benchmarks/eval_simulated.py --size 2048 --fields 1 --samples 20 --out /tmp/eval2048
@@ -11,7 +11,7 @@ noise, gain and gradient drawn per field from the seed) into OUT/fields/, then r
              -OUTPUT_NAME OUT/maxieval -VERBOSE_TYPE FULL -OVERWRITE Y [extra keywords]
 
 as a child process under /usr/bin/time -v (when present), and prints its timings, its peak
-RSS, the report and the README's Markdown tables (next to the paper's Table 7). IGNORE_FLAGGED is N because these fields are clean by construction:
+RSS, the report and the manual's Markdown tables (next to the paper's Table 7). IGNORE_FLAGGED is N because these fields are clean by construction:
 pixels the network flags there are false positives to count, not defects to ignore.
 """
 import argparse
@@ -21,33 +21,13 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
-from astropy.io import fits
 
+from common import write_fields
 from maximask.evaluation.metrics import PAPER_AUC_SINGLE
-from maximask.simulation.synthetic import clean_field
-
-
-def field_parameters(rng):
-    """The drawn conditions of one clean field."""
-    return dict(fwhm=float(rng.uniform(1.5, 6.0)), star_density=float(10 ** rng.uniform(2.5, 3.5)),
-                galaxy_density=float(10 ** rng.uniform(2.0, 3.0)), sky=float(10 ** rng.uniform(2.0, 3.7)),
-                read_noise=float(rng.uniform(3.0, 10.0)), gain=float(rng.uniform(1.0, 4.0)),
-                gradient=float(rng.uniform(0.0, 0.3)))
-
-
-def write_fields(folder, count, size, seed):
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        p = field_parameters(rng)
-        data = clean_field((size, size), seed=seed * 100_000 + i, **p)
-        header = fits.Header([(f"SIM_{k[:4].upper()}", round(v, 4), k) for k, v in p.items()])
-        fits.PrimaryHDU(data, header).writeto(os.path.join(folder, f"field{i:04d}.fits"), overwrite=True)
 
 
 def markdown(report):
-    """The README's tables from a maxieval JSON report."""
+    """The manual's tables from a maxieval JSON report."""
 
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)

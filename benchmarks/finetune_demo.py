@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fine-tuning demo: from the published weights, aim MaxiMask at satellite trails (TRL).
 
-    python benchmarks/finetune_demo.py --out /tmp/finetune [--real ../shared/data/real]
+    python benchmarks/finetune_demo.py --out /tmp/finetune --real DATA
            [--steps 2000] [--l2-steps 2000] [--results benchmarks/results]
 
 What it runs, each step a command of the package as a child process, timed:
@@ -28,8 +28,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eval_simulated import write_fields  # noqa: E402
+from common import write_fields
 
 MIX = "CR,HCL,DCL,HP,DP,P,TRL,SAT,SP"
 LEFT_OUT = "FR,NEB,OV"
@@ -136,7 +135,9 @@ def curve_figure(models, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--real", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real"))
+    parser.add_argument("--real", default=os.environ.get("MAXIMASK_REAL_DATA"),
+                        help="folder holding the real exposures " + ", ".join(REAL)
+                             + " (default: $MAXIMASK_REAL_DATA)")
     parser.add_argument("--fields", type=int, default=16, help="synthetic training fields")
     parser.add_argument("--eval-fields", type=int, default=20, help="held-out synthetic fields")
     parser.add_argument("--eval-samples", type=int, default=6, help="maxieval samples per held-out field")
@@ -153,9 +154,12 @@ def main():
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--results", default="", help="folder to copy the figure and table into")
     args = parser.parse_args()
+    if not args.real:
+        sys.exit("finetune_demo: --real DATA (or MAXIMASK_REAL_DATA) must name the folder holding "
+                 + ", ".join(REAL))
     missing = [n for n in REAL if not os.path.isfile(os.path.join(args.real, n))]
     if missing:
-        sys.exit(f"--real {args.real}: {', '.join(missing)} not found (the project's shared/data/real folder)")
+        sys.exit(f"--real {args.real}: {', '.join(missing)} not found")
     os.makedirs(args.out, exist_ok=True)
     log = os.path.join(args.out, "demo.log")
     open(log, "w").close()

@@ -21,7 +21,7 @@ from .config import ConfigError
 from .keywords import CHECKIMAGE_SUFFIXES, checkimage_is_suffix
 
 #: Inpainting estimator and the number of valid pixels it looks for, chosen by
-#: benchmarks/bench_inpaint.py (see the README's check-image section).
+#: benchmarks/bench_inpaint.py (see docs/benchmarks/inpainting.md).
 INPAINT_METHOD = "clipped_plane"
 INPAINT_MIN_VALID = 8
 #: The mask's processing cards that also describe a check-image (not its bits or planes).

@@ -1,5 +1,7 @@
 """Many files on a Dask cluster: one task per image HDU (or cube plane), each output written once.
 
+Example::
+
     from distributed import Client
     from maximask.distributed import mask_files, score_files
     client = Client("tcp://scheduler:8786")          # or a LocalCluster, dask-jobqueue...

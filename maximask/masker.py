@@ -87,6 +87,13 @@ class Masker:
         """
         return self._run_checked(pixel_array(image), desc, products)
 
+    def run_nddata(self, data, mask_classes=None):
+        """Mask an astropy NDData/CCDData: a new one with ``.flags`` (FLAGS plane) and ``.mask``
+        (the union of ``mask_classes``, default CLASSES), as :func:`maximask.nddata.mask_nddata`."""
+        from .nddata import mask_nddata
+
+        return mask_nddata(self, data, mask_classes)
+
     def _run_checked(self, image, desc=None, products=None):
         if image.ndim == 3:
             return np.stack([self._run_checked(plane, desc, products) for plane in image])
@@ -189,7 +196,7 @@ class Masker:
 
         source: a path, ``path[N]`` or a :class:`maximask.fitsio.ImageSource`. The output
         keeps the input's HDU structure (tables are not copied). Raises
-        :class:`maximask.fitsio.InputError` (one-line message) on bad input or output
+        :class:`maximask.errors.InputError` (one-line message) on bad input or output
         (:class:`~maximask.fitsio.SkippedInput` for one of our own outputs).
         log: optional callable taking one line of text (warnings, FULL verbosity).
         protect: identities (:func:`maximask.fitsio.file_identities`) of files never to be

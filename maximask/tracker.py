@@ -118,7 +118,7 @@ class Tracker:
         An all-zero or all-NaN HDU (or cube plane) beside valid ones is left out with a
         warning (log); an image smaller than MIN_SIDE gets no score (NaN), said in one line;
         the file's score is the mean over the HDUs that have one (NaN if none). Raises
-        :class:`maximask.fitsio.InputError` (one-line message) on bad input.
+        :class:`maximask.errors.InputError` (one-line message) on bad input.
         """
         plan = self.plan_file(source, log)
         return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)

@@ -1,4 +1,4 @@
-"""What the README says the shipped examples show is what maximask flags in them."""
+"""What the README and docs/getting_started.md say the shipped examples show is what maximask flags in them."""
 import hashlib
 import os
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write examples/field.fits.fz: the shipped example image of the README's quick start.
+"""Write examples/field.fits.fz: the shipped example image of the README and docs/getting_started.md.
 
 A 1024 x 1024 synthetic exposure (maximask.simulation.synthetic: stars, saturated stars with bleeds
 and spikes, cosmic rays, a trail, a hot column, hot and dead pixels) with a TAN WCS,

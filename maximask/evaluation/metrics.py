@@ -1,7 +1,7 @@
 """Per-class detection metrics of MaxiMask from probabilities and ground truth (paper §4.1.1).
 
 Scores are accumulated image after image into fixed histograms, so memory does not grow
-with the number of images:
+with the number of images::
 
     hist = ScoreHistograms()
     for proba, truth in samples:           # raw network probabilities, (14, h, w) each

@@ -59,7 +59,7 @@ def _keywords(function):
 
 
 def parameter_names():
-    """Every keyword `inject` accepts in **parameters, by the recipe that takes it."""
+    """Every keyword `inject` accepts in ``**parameters``, by the recipe that takes it."""
     names = {"scene": list(SCENE_PARAMETERS)}
     for abbr, function in ADDITIVE + STATIC:
         names[abbr] = [p for p in _keywords(function) if p != "spikes"]

@@ -65,7 +65,7 @@ def pixel_weights(labels, weights, kernel=None):
 
 
 def sigmoid_cross_entropy(logits, labels, weights):
-    """Eq. 12: -(1/|B|) sum_b sum_p w'_{p,b} sum_c [y log s + (1 - y) log(1 - s)], s = sigmoid(logits)."""
+    """Eq. 12: ``-(1/|B|) sum_b sum_p w'_{p,b} sum_c [y log s + (1 - y) log(1 - s)]``, s = sigmoid(logits)."""
     per_class = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
     return (weights * per_class.sum(dim=1, keepdim=True)).sum() / logits.shape[0]
 
