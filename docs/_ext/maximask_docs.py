@@ -1,7 +1,7 @@
 """Sphinx extension of the maximask manual: pages generated from the code at build time.
 
 ``.. maximask-keywords:: maximask`` renders the keyword table of one command
-(:data:`maximask.config.MASK_KEYWORDS`, ...): every keyword with its default, what it
+(:data:`maximask.keywords.MASK_KEYWORDS`, ...): every keyword with its default, what it
 accepts, whether it is expert (``-dd``) and its meaning, section by section, as ``-d`` dumps
 them. The API pages (``api/generated/``) are written from ``maximask_api_pages`` in conf.py.
 """
@@ -16,9 +16,9 @@ SPECS = {"maximask": "MASK_KEYWORDS", "maxitrack": "TRACK_KEYWORDS", "maxieval":
 
 def spec_of(program):
     """The ConfigSpec of a command."""
-    from maximask import config
+    from maximask import keywords
 
-    return getattr(config, SPECS[program])
+    return getattr(keywords, SPECS[program])
 
 
 def _cell(text):
