@@ -207,7 +207,7 @@ class Evaluation:
                  ("MV_Y0", int(origin[0]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_X0", int(origin[1]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_SEED", seed, "injection seed"),
-                 ("MV_CLASS", ",".join(classes), "classes injected in this sample"),
+                 ("MV_CLASS", ",".join(classes), "classes injected here"),
                  ("MV_TRAIL", c.TRAIL_STYLE, "trail recipe (TRAIL_STYLE)"),
                  ("MV_CRSRC", cr_source(c), "cosmic-ray source (CR_SOURCE)")] + list(extra)
         truth_cards = [("EXTNAME", "TRUTH", "ground truth, one 0/1 plane per class")]
