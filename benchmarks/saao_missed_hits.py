@@ -39,14 +39,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frame", default=FRAME)
     parser.add_argument("--min-sigma", type=float, default=0.0, help="list only hits above this peak")
+    parser.add_argument("--network", default="", help="a fine-tuned model directory (maximask NETWORK)")
     args = parser.parse_args()
     data = fits.getdata(args.frame).astype(np.float32)
     header = fits.getheader(args.frame)
     gain, read_noise = float(header.get("GAIN", 1.0)), float(header.get("RDNOISE", 5.0))
     x0, x1 = 16, 528  # TRIMSEC [17:528, 1:520], 1-based inclusive
-    proba = Masker(OUTPUT_TYPE="PROBA", PRIOR_CORRECTION=False, CLASSES=ABBREVIATIONS,
+    proba = Masker(OUTPUT_TYPE="PROBA", PRIOR_CORRECTION=False, CLASSES=ABBREVIATIONS, NETWORK=args.network,
                    VERBOSE_TYPE="QUIET").run(data)
-    flags = Masker(OUTPUT_TYPE="FLAGS", VERBOSE_TYPE="QUIET").run(data)
+    flags = Masker(OUTPUT_TYPE="FLAGS", NETWORK=args.network, VERBOSE_TYPE="QUIET").run(data)
     trimmed = np.ascontiguousarray(data[:, x0:x1])
     level, sigma = kernels.estimate_background(trimmed)
     sigma_u = float(np.median(sigma))
@@ -76,6 +77,9 @@ def main():
         print(f"| {int(ys.mean())} | {int(xs_full.mean())} | {ys.size} | {peak:.0f} | {p_cr:.3f} | no | "
               f"{','.join(flagged) or '-'} | {highest} |")
     print(f"{missed} of {len(hits)} LA Cosmic hits not flagged CR by MaxiMask")
+    outside = np.ones(data.shape, bool)
+    outside[:, x0:x1] &= ~dilate(lacosmic, square_half_widths(3))
+    print(f"CR-flagged pixels away from every LA Cosmic hit: {int((((flags >> CR) & 1) > 0)[outside].sum())}")
     return 0
 
 
