@@ -7,7 +7,7 @@ Writes `--fields` clean exposures of `--size` px (maximask.simulation.synthetic.
 uniform in [1.5, 6] px, so about a fifth undersampled; star and galaxy densities, sky, read
 noise, gain and gradient drawn per field from the seed) into OUT/fields/, then runs
 
-    maxieval OUT/fields -NSAMPLES <samples> -SAMPLE_SIZE 400 -IGNORE_FLAGGED N
+    maxieval OUT/fields -NSAMPLES <samples> -SAMPLE_SIZE 400 -IGNORE_FLAGGED N -INJECT_PROB 1 -TRAIL_STYLE PAPER
              -OUTPUT_NAME OUT/maxieval -VERBOSE_TYPE FULL -OVERWRITE Y [extra keywords]
 
 as a child process under /usr/bin/time -v (when present), and prints its timings, its peak
@@ -60,7 +60,8 @@ def main(argv=None):
     command = [shutil.which("maxieval") or "maxieval", folder, "-NSAMPLES", str(args.samples),
                "-SAMPLE_SIZE", "400", "-IGNORE_FLAGGED", "N", "-SEED", str(args.seed),
                "-OUTPUT_NAME", os.path.join(args.out, "maxieval"), "-VERBOSE_TYPE", "FULL",
-               "-OVERWRITE", "Y", *args.extra]
+               "-OVERWRITE", "Y", "-INJECT_PROB", "1", "-TRAIL_STYLE", "PAPER",  # the README's setup
+               *args.extra]
     if os.path.exists("/usr/bin/time"):
         command = ["/usr/bin/time", "-v"] + command
     print(" ".join(command), flush=True)

@@ -53,7 +53,7 @@ def evaluate(out, name, network, classes, args, log):
     cmd = ["maxieval", os.path.join(out, "eval_fields"), "-NSAMPLES", str(args.eval_samples),
            "-SAMPLE_SIZE", "256", "-INJECT_CLASSES", classes, "-IGNORE_FLAGGED", "N", "-SEED", "7",
            "-OUTPUT_NAME", os.path.join(out, name), "-CHECKPLOT_TYPE", "NONE", "-OVERWRITE", "Y",
-           "-NTHREADS", str(args.threads)]
+           "-NTHREADS", str(args.threads), "-INJECT_PROB", "1", "-TRAIL_STYLE", "PAPER"]  # its documented setup
     if network:
         cmd += ["-NETWORK", network]
     seconds = run(cmd, log)

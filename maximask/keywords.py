@@ -202,6 +202,23 @@ def _mask_keyword(name, section):
     return dataclasses.replace(MASK_KEYWORDS.keyword(name), section=section)
 
 
+_CR_SOURCE = enumeration("CR_SOURCE", "AUTO", ("AUTO", "BUILTIN", "IMSIM", "DARKS"),
+                         "cosmic rays: BUILTIN, IMSIM (real hits), DARKS; AUTO = DARKS if DARK_FRAMES",
+                         "Samples")
+_TRAIL_STYLE_EVAL = enumeration("TRAIL_STYLE", "REAL", ("PAPER", "REAL"),
+                                "trails: PAPER (even, crossing) or REAL (knots, ends, widths, aircraft)",
+                                "Samples")
+
+
+def _check_cr_source(values):
+    source, darks = values["CR_SOURCE"], values["DARK_FRAMES"]
+    if source == "DARKS" and not darks:
+        raise ConfigError("CR_SOURCE: DARKS needs DARK_FRAMES", keyword="CR_SOURCE")
+    if source in ("BUILTIN", "IMSIM") and darks:
+        raise ConfigError(f"CR_SOURCE: {source} with DARK_FRAMES given; set CR_SOURCE DARKS or AUTO",
+                          keyword="CR_SOURCE")
+
+
 EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
     # Samples
     integer("NSAMPLES", 20, "samples injected per input image (HDU or cube plane)", "Samples",
@@ -217,6 +234,10 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
            "Samples", minimum=0.0),
     string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
                 "Samples", min_length=0),
+    _CR_SOURCE,
+    _TRAIL_STYLE_EVAL,
+    number("INJECT_PROB", 0.5, "probability of each class of INJECT_CLASSES per sample (1 = all)",
+           "Samples", minimum=0.0, maximum=1.0, min_open=True),
     number("SEEING_FWHM", 0.0, "FWHM of injected stars/trails in pixels (0 = drawn in [2,6])",
            "Samples", minimum=0.0),
     # Evaluation
@@ -248,7 +269,7 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
     NETWORK,
     # Miscellaneous
     VERBOSE_TYPE,
-], checks=[_check_tiles, _check_checkplots])
+], checks=[_check_tiles, _check_checkplots, _check_cr_source])
 
 
 def _check_training(values):
@@ -294,6 +315,10 @@ TRAIN_KEYWORDS = ConfigSpec("maxitrain", "default.train", [
            minimum=0.0),
     number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
            "Samples", minimum=0.0),
+    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
+                "Samples", min_length=0),
+    _CR_SOURCE,
+    dataclasses.replace(_TRAIL_STYLE_EVAL, default="PAPER"),
     number("OFFSET_SIGMA", 1.0, "[sigma] std of the random background offset of the compression",
            "Samples", minimum=0.0, expert=True),
     integer("SEED", 0, "random seed of the samples, the validation split and the optimiser", "Samples",
@@ -323,7 +348,7 @@ TRAIN_KEYWORDS = ConfigSpec("maxitrain", "default.train", [
     dataclasses.replace(DEVICE, comment="AUTO (CUDA if PyTorch sees one, else CPU), CPU or CUDA"),
     NTHREADS,
     VERBOSE_TYPE,
-], checks=[_check_training])
+], checks=[_check_training, _check_cr_source])
 
 #: Every command's table, by command name.
 ALL_KEYWORDS = {spec.program: spec for spec in (MASK_KEYWORDS, TRACK_KEYWORDS, EVAL_KEYWORDS, TRAIN_KEYWORDS)}

@@ -6,7 +6,7 @@ import pytest
 
 import maximask
 from maximask.classes import ABBREVIATIONS, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, NCLASSES
-from maximask.config import INTERNAL_DEFAULTS, Config, ConfigError, ConfigSpec, dump, enumeration_list, expand_env, integer, load_config, number, parse_overrides, parse_text, split_argv, string, string_list
+from maximask.config import (INTERNAL_DEFAULTS, Config, ConfigError, ConfigSpec, dump, enumeration_list, expand_env, integer, load_config, number, parse_overrides, parse_text, split_argv, string, string_list)
 from maximask.keywords import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS
 
 SPECS = [MASK_KEYWORDS, TRACK_KEYWORDS, EVAL_KEYWORDS, TRAIN_KEYWORDS]

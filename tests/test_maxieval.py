@@ -16,7 +16,7 @@ from maximask.cli import main_eval
 from maximask.config import dump, parse_text
 from maximask.keywords import EVAL_KEYWORDS, MASK_KEYWORDS
 from maximask.evaluation.metrics import ScoreHistograms, evaluate
-from maximask.evaluation.pipeline import flagged, sample_windows
+from maximask.evaluation.pipeline import flagged, input_key, sample_classes, sample_windows
 from maximask.simulation import inject
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +54,7 @@ def full_run(tmp_path_factory):
     before = digest(DECAM)
     err = io.StringIO()
     with redirect_stderr(err):
-        code = main_eval([DECAM, "-NSAMPLES", "3", "-SAMPLE_SIZE", "160", "-SEED", "7",
+        code = main_eval([DECAM, "-NSAMPLES", "3", "-SAMPLE_SIZE", "160", "-SEED", "8",
                           "-SAMPLES_DIR", str(samples), "-OUTPUT_NAME", str(folder / "ev"),
                           "-SATUR_LEVEL", "40000", "-SEEING_FWHM", "3.5",
                           "-LOGIT_BINS", "20000", "-VERBOSE_TYPE", "FULL"])
@@ -87,7 +87,7 @@ def test_text_report_table_and_lines_to_paste(full_run):
     header = next(i for i, line in enumerate(lines) if line.startswith("CLASS"))
     rows = [line.split() for line in lines[header + 1:header + 1 + NCLASSES]]
     assert [r[0] for r in rows] == list(ABBREVIATIONS)
-    assert "3 samples (160 px, SEED 7) from 1 clean image" in text
+    assert "3 samples (160 px, SEED 8) from 1 clean image" in text
     # the two last lines are valid maximask configuration, with 14 values each
     pasted = parse_text(MASK_KEYWORDS, "\n".join(lines[-2:]))
     assert set(pasted) == {"PRIORS", "THRESHOLDS"}
@@ -102,15 +102,17 @@ def test_report_agrees_with_a_recomputation_from_the_written_samples(full_run):
     clean = fits.getdata(DECAM, 1).astype(np.float32)
     masker = Masker(OUTPUT_TYPE="PROBA", PRIOR_CORRECTION=False, CLASSES=ABBREVIATIONS, VERBOSE_TYPE="QUIET")
     ignore = flagged(masker.run(clean), DEFAULT_PRIORS, DEFAULT_THRESHOLDS)
-    windows = sample_windows(clean.shape, 160, 3, 7, 0)
+    windows = sample_windows(clean.shape, 160, 3, 8, input_key(report["images"][0]["name"]))
     hist = ScoreHistograms(bins=20000)
     for s, (y0, x0, y1, x1) in enumerate(windows):
         with fits.open(full_run["samples"] / f"decam_ooi_z_N2_1_s000{s}.fits") as hdul:
             image, truth = hdul[0].data, hdul["TRUTH"].data.astype(bool)
             assert (hdul[0].header["MV_Y0"], hdul[0].header["MV_X0"]) == (y0, x0)
             # the sample is exactly the simulator's output for its seed and window
-            again, again_truth = inject(clean[y0:y1, x0:x1], seed=hdul[0].header["MV_SEED"],
-                                        saturation=40000.0, fwhm=3.5)
+            header = hdul[0].header
+            assert header["MV_CLASS"] == ",".join(sample_classes(ABBREVIATIONS[:12], 0.5, header["MV_SEED"]))
+            again, again_truth = inject(clean[y0:y1, x0:x1], classes=header["MV_CLASS"], seed=header["MV_SEED"],
+                                        saturation=40000.0, fwhm=3.5, trail_style="real")
             np.testing.assert_array_equal(image, again)
             np.testing.assert_array_equal(truth, again_truth)
         hist.add(masker.run(image), truth, ignore[y0:y1, x0:x1])
@@ -202,7 +204,7 @@ def test_cosmic_rays_cut_from_the_users_dark_frames(tmp_path, capsys):
     with fits.open(tmp_path / "s" / "decam_ooi_z_N2_1_s0000.fits") as hdul:
         (y0, x0), seed = (hdul[0].header["MV_Y0"], hdul[0].header["MV_X0"]), hdul[0].header["MV_SEED"]
         clean = fits.getdata(DECAM, 1)[y0:y0 + 160, x0:x0 + 160]
-        image, truth = inject(clean, classes="CR", seed=seed, darks=[dark])
+        image, truth = inject(clean, classes="CR", seed=seed, darks=[dark], trail_style="real")
         np.testing.assert_array_equal(hdul[0].data, image)
         np.testing.assert_array_equal(hdul["TRUTH"].data.astype(bool), truth)
         assert truth[0].any()

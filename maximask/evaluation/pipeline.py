@@ -7,8 +7,14 @@ For each input image (an image HDU, or one plane of a cube):
    estimated, and, with IGNORE_FLAGGED, the pixels it flags (any local class, with the PRIORS
    and THRESHOLDS in use) are left out of the scoring of every sample cut there;
 2. NSAMPLES windows of SAMPLE_SIZE (or the whole image) are cut at seeded positions;
-   ``maximask.simulation.inject`` adds contaminants with their truth; MaxiMask's raw
-   probabilities and the truth go into the labeled histograms.
+   ``maximask.simulation.inject`` adds contaminants with their truth: each class of
+   INJECT_CLASSES with probability INJECT_PROB (at least one; 1: all in every sample), the
+   trails of TRAIL_STYLE and the cosmic rays of CR_SOURCE; MaxiMask's raw probabilities and
+   the truth go into the labeled histograms.
+
+Seeds: a sample's window, classes and contaminants are a function of SEED, the input's name
+(file name without its folder, HDU and plane: ``input_key``) and the sample's number, not of
+the input's place in the run: the same field gets the same samples in any run that holds it.
 
 Memory follows one image, never the number of samples. Each step is timed
 (``Evaluation.timer.seconds``; VERBOSE_TYPE FULL prints them with the peak RSS).
@@ -16,6 +22,7 @@ Memory follows one image, never the number of samples. Each step is timed
 import contextlib
 import os
 import time
+import zlib
 
 import numpy as np
 
@@ -36,16 +43,29 @@ def flagged(proba, priors, thresholds, classes=LOCAL_INDICES, training_priors=TR
     return out
 
 
-def sample_seed(seed, image_index, sample_index):
-    """The injection seed of one sample: a function of SEED and the sample's place only."""
-    return int(np.random.SeedSequence([seed, image_index, sample_index]).generate_state(1)[0])
+def input_key(name):
+    """The seed key of an input: CRC-32 of its name without the folder (file[HDU][plane])."""
+    return zlib.crc32(os.path.basename(str(name)).encode())
 
 
-def sample_windows(shape, size, count, seed, image_index):
+def sample_seed(seed, key, sample_index):
+    """The injection seed of one sample: a function of SEED, the input's key and the sample's number."""
+    return int(np.random.SeedSequence([seed, key, sample_index]).generate_state(1)[0])
+
+
+def sample_classes(classes, probability, seed):
+    """The classes injected in the sample of injection seed `seed`: each of `classes` with
+    `probability` (at least one; probability 1: all), drawn from a stream of their own."""
+    from .simulation import draw_classes
+
+    return draw_classes(list(classes), probability, np.random.default_rng([seed, 1]))
+
+
+def sample_windows(shape, size, count, seed, key):
     """(count, 4) windows (y0, x0, y1, x1) of side `size` (0: the whole image) at seeded places."""
     h, w = shape
     sh, sw = (h, w) if size == 0 else (min(size, h), min(size, w))
-    rng = np.random.default_rng([seed, image_index])
+    rng = np.random.default_rng([seed, key])
     y0 = rng.integers(0, h - sh + 1, size=count)
     x0 = rng.integers(0, w - sw + 1, size=count)
     return np.stack([y0, x0, y0 + sh, x0 + sw], axis=1)
@@ -95,7 +115,7 @@ class Evaluation:
             BATCH_SIZE=c.BATCH_SIZE, DEVICE=c.DEVICE, NTHREADS=c.NTHREADS, NETWORK=c.NETWORK,
             VERBOSE_TYPE="QUIET"))
         self.training_priors = self.masker.model["training_priors"]
-        self.darks = [read_frame(path) for path in c.DARK_FRAMES]
+        self.darks = [read_frame(path) for path in c.DARK_FRAMES] if cr_source(c) == "DARKS" else []
         self.labeled = ScoreHistograms(bins=c.LOGIT_BINS)
         self.unlabeled = ScoreHistograms(bins=c.LOGIT_BINS)
         self.timer = Timer()
@@ -105,12 +125,12 @@ class Evaluation:
 
     @property
     def parameters(self):
-        """The simulator's options set by SATUR_LEVEL, SEEING_FWHM (0: its own) and DARK_FRAMES."""
+        """The simulator's options set by SATUR_LEVEL, SEEING_FWHM (0: its own), CR_SOURCE,
+        DARK_FRAMES and TRAIL_STYLE."""
         c = self.config
         chosen = {name: value for name, value in (("saturation", c.SATUR_LEVEL), ("fwhm", c.SEEING_FWHM))
                   if value > 0}
-        if self.darks:
-            chosen["darks"] = self.darks
+        chosen.update(simulation_options(c, self.darks))
         return chosen
 
     @property
@@ -126,16 +146,17 @@ class Evaluation:
             if plane is None:
                 return
             name, data, header = plane
-            self.run_image(data, name, fitsio.output_header(header))
+            self.run_image(data, name, fitsio.output_header(header), header)
 
-    def run_image(self, clean, name, header=None):
-        """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored."""
+    def run_image(self, clean, name, header=None, raw_header=None):
+        """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored.
+        header: the output header's base; raw_header: the input's, for its GAIN and RDNOISE."""
         from ..progress import progress_bar
         from ..simulation import inject
 
         c = self.config
         clean = np.ascontiguousarray(clean, dtype=np.float32)
-        index = len(self.images)
+        key = input_key(name)
         with self.timer("MaxiMask on the clean inputs"):
             proba = self.masker.run(clean)
         # this image's counts join the run's only once all its samples are done
@@ -145,14 +166,14 @@ class Evaluation:
             ignore = (flagged(proba, c.PRIORS, c.THRESHOLDS, training_priors=self.training_priors)
                       if c.IGNORE_FLAGGED else None)
         del proba
-        windows = sample_windows(clean.shape, c.SAMPLE_SIZE, c.NSAMPLES, c.SEED, index)
+        windows = sample_windows(clean.shape, c.SAMPLE_SIZE, c.NSAMPLES, c.SEED, key)
         for s, (y0, x0, y1, x1) in enumerate(progress_bar(windows, desc=name, unit="sample", leave=False,
                                                           quiet=self.quiet or c.NSAMPLES < 2)):
-            seed = sample_seed(c.SEED, index, s)
+            seed = sample_seed(c.SEED, key, s)
+            classes = sample_classes(c.INJECT_CLASSES, c.INJECT_PROB, seed)
             with self.timer("injection"):
                 try:
-                    image, truth = inject(clean[y0:y1, x0:x1], classes=list(c.INJECT_CLASSES), seed=seed,
-                                          **self.parameters)
+                    image, truth = inject(clean[y0:y1, x0:x1], classes=classes, seed=seed, **self.parameters)
                 except ValueError as exc:
                     raise errors.InputError(name, f"cannot simulate samples: {exc}") from None
             with self.timer("MaxiMask on the samples"):
@@ -164,15 +185,19 @@ class Evaluation:
                 self.example = (image, truth, proba, skip)
             if c.SAMPLES_DIR:
                 with self.timer("writing samples"):
-                    self.write_sample(image, truth, name, s, (y0, x0), seed, header)
+                    self.write_sample(image, truth, name, s, (y0, x0), seed, header, classes,
+                                      noise_cards(clean[y0:y1, x0:x1], raw_header, c.BACK_SIZE))
             del image, truth, proba
         self.unlabeled.merge(unlabeled)
         self.labeled.merge(labeled)
         self.images.append((name, clean.shape, len(windows), labeled.excluded))
         return labeled.excluded
 
-    def write_sample(self, image, truth, name, s, origin, seed, header=None):
-        """Write one sample as FITS: the image (primary) and its truth (extension TRUTH)."""
+    def write_sample(self, image, truth, name, s, origin, seed, header=None, classes=None, extra=()):
+        """Write one sample as FITS: the image (primary) and its truth (extension TRUTH).
+        classes: those injected (default INJECT_CLASSES); extra: more header cards."""
+        c = self.config
+        classes = list(c.INJECT_CLASSES) if classes is None else classes
         suffix = "".join(f"_{i}" for i in _indices(name)) + f"_s{s:04d}.fits"
         path = fitsio.output_path(name.split("[")[0], self.config.SAMPLES_DIR, suffix)
         cards = [("MV_VERS", __version__, "maxieval version"),
@@ -180,7 +205,9 @@ class Evaluation:
                  ("MV_Y0", int(origin[0]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_X0", int(origin[1]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_SEED", seed, "injection seed"),
-                 ("MV_CLASS", ",".join(self.config.INJECT_CLASSES), "classes injected")]
+                 ("MV_CLASS", ",".join(classes), "classes injected here"),
+                 ("MV_TRAIL", c.TRAIL_STYLE, "trail recipe (TRAIL_STYLE)"),
+                 ("MV_CRSRC", cr_source(c), "cosmic-ray source (CR_SOURCE)")] + list(extra)
         truth_cards = [("EXTNAME", "TRUTH", "ground truth, one 0/1 plane per class")]
         truth_cards += [(f"{a}_DIM", k, f"plane of {a} (0-based)") for k, a in enumerate(ABBREVIATIONS)]
         fitsio.write_hdus(path, [("primary", image, fitsio.output_header(header, cards)),
@@ -198,11 +225,39 @@ class Evaluation:
                        for n, s, k, e in self.images],
             "samples": int(sum(k for _, _, k, _ in self.images)),
             "sample_size": c.SAMPLE_SIZE, "seed": c.SEED, "inject_classes": list(c.INJECT_CLASSES),
+            "inject_prob": c.INJECT_PROB, "trail_style": c.TRAIL_STYLE, "cr_source": cr_source(c),
             "ignore_flagged": bool(c.IGNORE_FLAGGED),
             "scored_pixels": int(self.labeled.counts[0].sum()),
             "excluded_pixels": int(self.labeled.excluded),
             "training_priors": [float(t) for t in self.training_priors],
         }
+
+
+def cr_source(config):
+    """CR_SOURCE with AUTO resolved: DARKS when DARK_FRAMES are given, else BUILTIN."""
+    if config.CR_SOURCE == "AUTO":
+        return "DARKS" if config.DARK_FRAMES else "BUILTIN"
+    return config.CR_SOURCE
+
+
+def simulation_options(config, darks=()):
+    """``inject`` options of TRAIL_STYLE and CR_SOURCE (with the DARK_FRAMES read: `darks`)."""
+    options = {"trail_style": config.TRAIL_STYLE.lower()}
+    source = cr_source(config)
+    if source == "DARKS":
+        options["darks"] = list(darks)
+    else:
+        options["cosmic_source"] = source.lower()
+    return options
+
+
+def noise_cards(clean, header=None, mesh_size=200):
+    """GAIN (e-/ADU) and RDNOISE (e-) header cards of a sample cut from `clean` (2-D, ADU):
+    the input header's when it has them, else the simulator's noise model (scene.noise_model)."""
+    from .simulation.scene import noise_model
+
+    gain, read_noise, origin = noise_model(clean, header, mesh_size)
+    return [("GAIN", round(gain, 6), f"[e-/ADU] {origin}"), ("RDNOISE", round(read_noise, 4), f"[e-] {origin}")]
 
 
 def _indices(name):

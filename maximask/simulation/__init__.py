@@ -53,6 +53,15 @@ def parse_classes(classes):
     return names
 
 
+def draw_classes(classes, probability, rng, focus=()):
+    """The classes of one sample: each of `focus` always, each other of `classes` with
+    `probability` (1: all of them), and one drawn uniformly when that leaves none."""
+    if probability >= 1:
+        return list(classes)
+    chosen = [c for c in classes if c in focus or rng.random() < probability]
+    return chosen or [classes[int(rng.integers(len(classes)))]]
+
+
 def _keywords(function):
     """The tunable keyword parameters of a recipe (those after image, scene, rng)."""
     return list(inspect.signature(function).parameters)[3:]

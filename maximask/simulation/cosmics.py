@@ -8,18 +8,21 @@ built-in generator makes the dark frame: unit read noise (sigma_D = 1) plus hits
 1-4 pixel dots (thin, blue-sensitive CCDs) and wandering "worm" tracks of varied length,
 width and energy (thick, deep-depletion CCDs); the same 3-sigma + 3x3 rule then gives the
 truth. The generator's free choices (rates, energies, shapes) are stated in `dark_frame`; its
-dark has no read noise by default (see `dark_noise`).
+dark has no read noise by default (see `dark_noise`). ``cosmic_source="imsim"`` takes the
+hits from the shipped catalogue of real ones instead (``cosmic_library``).
 """
 import numpy as np
 
 from .. import kernels
+from .cosmic_library import library_dark
 from .raster import dilate, splat, square_half_widths
 
 K_C = 1.0 / 8.0
+COSMIC_SOURCES = ("builtin", "imsim")
 
 
 def inject_cosmics(image, scene, rng, darks=None, k_c=K_C, cosmic_rate=None, worm_fraction=None,
-                   dark_noise=0.0):
+                   dark_noise=0.0, cosmic_source="builtin"):
     """Add cosmic-ray hits to `image` (float64, in place); returns the CR truth mask.
 
     darks: optional sequence of 2-D dark frames (ADU); one is drawn and a random window of
@@ -31,9 +34,19 @@ def inject_cosmics(image, scene, rng, darks=None, k_c=K_C, cosmic_rate=None, wor
     and join the truth (1.2% of the image once dilated, as many as the hits), though after
     the 1/8 scaling they are invisible: the network's CR AUC on such samples drops from
     0.97 to 0.85 (benchmarks/simulation_realism.py).
+    cosmic_source: without darks, "builtin" (the generator) or "imsim" (real hits of the
+    shipped catalogue, ``cosmic_library.library_dark``, at `cosmic_rate`; `dark_noise` adds
+    read noise to it as to the built-in dark).
     """
+    source = str(cosmic_source).lower()
+    if source not in COSMIC_SOURCES:
+        raise ValueError(f"cosmic_source: {' or '.join(COSMIC_SOURCES)} expected, got {cosmic_source!r}")
     if darks is not None and len(darks):
         dark, sigma_d = _dark_window(darks[rng.integers(len(darks))], scene.shape, rng)
+    elif source == "imsim":
+        dark, sigma_d = library_dark(scene.shape, rng, cosmic_rate), 1.0
+        if dark_noise:
+            dark += dark_noise * rng.normal(size=scene.shape)
     else:
         dark, sigma_d = dark_frame(scene.shape, rng, cosmic_rate, worm_fraction, dark_noise), 1.0
     hits = dark > np.median(dark) + 3.0 * sigma_d

@@ -57,3 +57,41 @@ class Scene:
         if self.gain is None:
             return light
         return light + rng.normal(size=light.shape) * np.sqrt(np.maximum(light, 0) / self.gain)
+
+
+#: header keywords read for the gain (e-/ADU) and the read noise (e-), first found wins
+GAIN_KEYWORDS = ("GAIN", "EGAIN", "CCDGAIN")
+READ_NOISE_KEYWORDS = ("RDNOISE", "READNOIS", "RON", "READNOISE")
+
+
+def _header_value(header, names):
+    for name in names:
+        try:
+            value = float(header[name]) if header is not None and name in header else None
+        except (TypeError, ValueError):
+            value = None
+        if value is not None and np.isfinite(value) and value > 0:
+            return value
+    return None
+
+
+def noise_model(clean, header=None, mesh_size=200):
+    """(gain e-/ADU, read noise e-, where they come from) of a clean image (2-D, ADU).
+
+    From the header when it has both (GAIN_KEYWORDS, READ_NOISE_KEYWORDS). Otherwise the
+    background noise sigma_U (ADU) and sky level m_U (ADU) are measured as the simulator does
+    and split as sigma_U^2 = m_U / g + (r / g)^2: with the header's gain, r follows; without
+    it, g is the simulator's effective gain m_U / sigma_U^2 (``Scene.gain``, the photon noise
+    it adds) and r = 0; a sky at or below 0 (background-subtracted data) gives g = 1 and
+    r = sigma_U.
+    """
+    gain, read_noise = _header_value(header, GAIN_KEYWORDS), _header_value(header, READ_NOISE_KEYWORDS)
+    if gain is not None and read_noise is not None:
+        return gain, read_noise, "input header"
+    level, sigma_map = kernels.estimate_background(np.ascontiguousarray(clean, dtype=np.float32), mesh_size)
+    sigma, sky = float(np.median(sigma_map)), float(np.median(level))
+    if gain is not None:
+        return gain, gain * float(np.sqrt(max(sigma ** 2 - max(sky, 0.0) / gain, 0.0))), "header gain, noise model"
+    if sky > 0 and sigma > 0:
+        return sky / sigma ** 2, 0.0, "simulator noise model"
+    return 1.0, sigma, "no sky: all noise as read noise"

@@ -14,12 +14,19 @@ ridge peak log-uniform in [1, 10] sigma_T (our choice: 6 to 60 sigma_U once scal
 [0.5, 5] the published network's TRL AUC fell to 0.90, faint trails going unseen, while
 brighter ones reach the paper's 0.996); the truth threshold is 0.1 sigma_T. Populations: satellites 50%, flaring satellites 25%,
 meteors 25%; one trail per image (two with probability 1/4).
+
+``trail_style="real"`` draws the trails of ``real_trails`` instead (issue 21: knots,
+glints, tumbling, flares, segments ending inside the sample, defocused low orbits,
+aircraft, faint trails), with the same scaling and truth rule; "paper" (the default of
+``inject``) is the recipe above.
 """
 import numpy as np
 
+from . import real_trails
 from .raster import dilate, fft_convolve, splat, square_half_widths
 
 K_T = 6.0
+TRAIL_STYLES = ("paper", "real")
 TRUTH_THRESHOLD = 0.1  # in units of sigma_T
 
 
@@ -79,14 +86,21 @@ def _ridge(kernel):
     return float(np.convolve(section, jitter / jitter.sum()).max())
 
 
-def inject_trails(image, scene, rng, k_t=K_T, pixel_scale=0.2):
+def inject_trails(image, scene, rng, k_t=K_T, pixel_scale=0.2, trail_style="paper"):
     """Add 1 or 2 trails to `image` (float64, in place); returns the TRL truth mask.
 
-    pixel_scale: arcsec per pixel, for the meteors' defocus (eq. 7).
+    pixel_scale: arcsec per pixel, for the meteors' defocus (eq. 7). trail_style: "paper"
+    (this module's recipe) or "real" (``real_trails``).
     """
+    style = str(trail_style).lower()
+    if style not in TRAIL_STYLES:
+        raise ValueError(f"trail_style: {' or '.join(TRAIL_STYLES)} expected, got {trail_style!r}")
     truth = np.zeros(image.shape, dtype=bool)
     for _ in range(1 + int(rng.random() < 0.25)):
-        trail, _ = trail_image(scene, rng, pixel_scale)
+        if style == "real":
+            trail, _ = real_trails.trail_light(scene, rng, pixel_scale)
+        else:
+            trail, _ = trail_image(scene, rng, pixel_scale)
         image += scene.photon_noise(k_t * scene.sigma * trail, rng)
         truth |= dilate(trail > TRUTH_THRESHOLD, square_half_widths(7))
     return truth

@@ -135,6 +135,7 @@ class Training:
 
     def sample_sets(self):
         """(training set, validation set, their fields' names) from the fields read."""
+        from ..evaluation.pipeline import read_frame, simulation_options
         from .samples import SampleSet, TileSet, split_fields
 
         c = self.config
@@ -147,6 +148,7 @@ class Training:
                         for ids, seed in ((train, c.SEED), (valid, c.SEED + VALIDATION_SEED))]
             else:
                 options = {"saturation": c.SATUR_LEVEL} if c.SATUR_LEVEL > 0 else {}
+                options.update(simulation_options(c, [read_frame(p) for p in c.DARK_FRAMES]))
                 focus = [a for a in c.FOCUS_CLASSES if a != "NONE"]
                 sets = [SampleSet(pick(ids), c.SAMPLE_SIZE, list(c.INJECT_CLASSES), focus, seed, c.BACK_SIZE,
                                   c.REBIN, c.OFFSET_SIGMA, **options)

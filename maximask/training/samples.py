@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import kernels
 from ..classes import NCLASSES
-from ..simulation import inject, parse_classes
+from ..simulation import draw_classes, inject, parse_classes
 
 #: Rebinning 2x2 is allowed when the FWHM after it stays above this, in pixels (§2.3.4).
 MIN_REBINNED_FWHM = 2.0
@@ -118,7 +118,8 @@ class SampleSet:
 
     classes: the local classes that may be injected (each with probability 1/2, and one of
     them when the draw leaves none); focus: those injected in every sample; seed: the set's seed; mesh_size: BACK_SIZE;
-    parameters: further options of ``inject`` (e.g. saturation).
+    parameters: further options of ``inject`` (e.g. saturation, trail_style="real",
+    cosmic_source="imsim", darks).
     """
 
     def __init__(self, fields, size, classes=None, focus=(), seed=0, mesh_size=200, rebin=True, offset_sigma=1.0,
@@ -145,8 +146,7 @@ class SampleSet:
         y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
         clean = field.data[y0:y0 + side, x0:x0 + side]
         clean = rebin2(clean) if rebinned else np.ascontiguousarray(clean)
-        chosen = [c for c in self.classes if c in self.focus or rng.random() < 0.5]
-        chosen = chosen or [self.classes[int(rng.integers(len(self.classes)))]]  # never an empty sample
+        chosen = draw_classes(self.classes, 0.5, rng, self.focus)  # never an empty sample
         turns = int(rng.integers(4))
         options = dict(self.parameters)
         if field.fwhm is not None:
