@@ -56,7 +56,7 @@ def sample_seed(seed, key, sample_index):
 def sample_classes(classes, probability, seed):
     """The classes injected in the sample of injection seed `seed`: each of `classes` with
     `probability` (at least one; probability 1: all), drawn from a stream of their own."""
-    from .simulation import draw_classes
+    from ..simulation import draw_classes
 
     return draw_classes(list(classes), probability, np.random.default_rng([seed, 1]))
 
@@ -254,7 +254,7 @@ def simulation_options(config, darks=()):
 def noise_cards(clean, header=None, mesh_size=200):
     """GAIN (e-/ADU) and RDNOISE (e-) header cards of a sample cut from `clean` (2-D, ADU):
     the input header's when it has them, else the simulator's noise model (scene.noise_model)."""
-    from .simulation.scene import noise_model
+    from ..simulation.scene import noise_model
 
     gain, read_noise, origin = noise_model(clean, header, mesh_size)
     return [("GAIN", round(gain, 6), f"[e-/ADU] {origin}"), ("RDNOISE", round(read_noise, 4), f"[e-] {origin}")]
