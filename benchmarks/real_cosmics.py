@@ -9,7 +9,7 @@ real hits of LSST ITL darks shipped in maximask/simulation/data), runs
              -CHECKPLOT_TYPE NONE -OUTPUT_NAME OUT/<source> -OVERWRITE Y -VERBOSE_TYPE QUIET
 
 on real clean fields (default: the ESO NTT field of sep and the DECam z-band cutout of
-legacypipe, /work/shared/data/real; IGNORE_FLAGGED Y, so their own defects the network flags
+legacypipe, in the folder $MAXIMASK_REAL_DATA; IGNORE_FLAGGED Y, so their own defects the network flags
 are left out) and prints the CR AUC, the TPR and FPR at the default threshold and the TPR at
 FPR 1e-3 and 1e-4 (ROC curves of the JSON report), one Markdown row per source and field set.
 """
@@ -21,7 +21,8 @@ import sys
 
 import numpy as np
 
-REAL = "/work/shared/data/real"
+#: The folder of small real exposures (sep_image.fits, the legacypipe DECam cutout).
+REAL = os.environ.get("MAXIMASK_REAL_DATA", "real")
 FIELDS = [os.path.join(REAL, "sep_image.fits"),
           os.path.join(REAL, "legacypipe_c4d_170316_062107_ooi_z_ls9.N2.fits")]
 

@@ -1,6 +1,6 @@
 """The cosmic-ray hits of a real raw frame that LA Cosmic finds and MaxiMask does not flag.
 
-    python benchmarks/saao_missed_hits.py [--frame /work/shared/data/real/ccdproc_a8280271.fits]
+    python benchmarks/saao_missed_hits.py [--frame examples/ccdproc_a8280271.fits]
 
 The frame: SAAO 1.0 m / STE3 CCD, 150 s, raw (overscan on both sides; GAIN 1.9 e-/ADU,
 RDNOISE 5 e- in its header). astroscrappy (LA Cosmic, benchmark-only dependency; default
@@ -13,6 +13,7 @@ the hit and its 3x3 surrounding, whether MaxiMask flags CR there and which class
 The hits not flagged CR are listed, with the classes whose raw probability is highest there.
 """
 import argparse
+import os
 
 import numpy as np
 from astropy.io import fits
@@ -22,7 +23,7 @@ from maximask.classes import ABBREVIATIONS
 from maximask.simulation.raster import dilate, square_half_widths
 
 CR = ABBREVIATIONS.index("CR")
-FRAME = "/work/shared/data/real/ccdproc_a8280271.fits"
+FRAME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "ccdproc_a8280271.fits")
 
 
 def components(mask):
