@@ -112,6 +112,7 @@ class Training:
         if c.NTHREADS:
             self.torch.set_num_threads(c.NTHREADS)
         self.fields, self.labels = [], []
+        self.checkpoint = checkpoint_path(c)
 
     # ------------------------------------------------------------------ inputs
 
@@ -205,9 +206,15 @@ class Training:
         """Train, validate and export; returns model.json's content."""
         from .progress import on_terminal
         from .training.export import export_network
-        from .training.trainer import CheckpointMismatch, train
+        from .training.trainer import CheckpointError, load_checkpoint, train
 
         c, torch = self.config, self.torch
+        ckpt = checkpoint_path(c)
+        try:  # a damaged checkpoint is said before any work
+            if os.path.exists(ckpt):
+                load_checkpoint(ckpt)
+        except CheckpointError as exc:
+            raise ConfigError(f"{exc}: remove it or set another CHECKPOINT_NAME") from None
         train_set, valid_set, split = self.sample_sets()
         self.log(f"{len(split['training'])} image(s) for training, {len(split['validation'])} kept for validation: "
                  f"{', '.join(split['validation'])}")
@@ -247,7 +254,6 @@ class Training:
         reporter = Progress(c, self.log, on_terminal() and c.VERBOSE_TYPE != "QUIET")
         tag = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items() if k not in RESUMABLE_ACROSS}
         tag["inputs"] = [f.name for f in self.fields]
-        ckpt = checkpoint_path(c)
         if os.path.exists(ckpt):
             self.log(f"resuming from checkpoint {ckpt}")
         with torch.no_grad():
@@ -260,7 +266,7 @@ class Training:
         try:
             history = train(network, loss, batches, c.STEPS, lr=c.LEARNING_RATE, seed=c.SEED, checkpoint=ckpt,
                             every=c.CHECKPOINT_STEP, log=reporter, validate=validate, tag=tag)
-        except CheckpointMismatch as exc:
+        except CheckpointError as exc:
             raise ConfigError(f"{exc}: remove it or set CHECKPOINT_NAME") from None
         finally:
             reporter.close()
