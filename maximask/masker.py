@@ -18,7 +18,7 @@ from . import __version__, fitsio, kernels, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .config import MASK_KEYWORDS
-from .engine import model_info, open_network, with_model_thresholds
+from .engine import is_interrupt, model_info, open_network, with_model_thresholds
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -143,8 +143,13 @@ class Masker:
             for _ in progress_bar(pool.map(mask_batch, batches), total=len(batches), desc=desc,
                                   unit="batch", leave=False, quiet=self.quiet or len(batches) < 2):
                 pass
+        except BaseException as exc:
+            if is_interrupt(exc):  # end the runs under way too, rather than finish their batches
+                network.stop()
+            raise
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
+            network.resume()
         return out
 
     # ------------------------------------------------------------------ files
