@@ -799,6 +799,7 @@ _MARK_TEXT = "maximask temporary output folder\nhost {host}\npid {pid}\n"
 #: The name of what is written inside a temporary folder before it is renamed into place.
 PAYLOAD = "payload"
 _swept: set = set()
+_in_use: set = set()  # this process's temporary folders not yet removed (remove_own_temporaries)
 
 
 def temporary_path(path: str) -> str:
@@ -823,13 +824,23 @@ def temporary_output(path: str):
     """
     tmp = temporary_path(path)
     _remove_if_ours(tmp, check_pid=False)
+    _in_use.add(tmp)  # before it exists: a signal at any point leaves it listed
     os.mkdir(tmp)
     try:
         with open(os.path.join(tmp, TEMPORARY_MARK), "x") as f:
             f.write(_MARK_TEXT.format(host=_HOST, pid=os.getpid()))
         yield os.path.join(tmp, PAYLOAD)
     finally:
-        _remove_if_ours(tmp, check_pid=False)
+        if _remove_if_ours(tmp, check_pid=False) or not os.path.lexists(tmp):
+            _in_use.discard(tmp)
+
+
+def remove_own_temporaries():
+    """Remove what is left of this process's temporary folders (only if ours, as
+    :func:`_remove_if_ours` checks): a signal that lands inside a cleanup interrupts it."""
+    for tmp in list(_in_use):
+        if _remove_if_ours(tmp, check_pid=False) or not os.path.lexists(tmp):
+            _in_use.discard(tmp)
 
 
 def _alive(pid: int) -> bool:

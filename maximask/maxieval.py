@@ -18,6 +18,7 @@ import os
 import time
 
 import numpy as np
+from astropy.io import fits
 
 from . import __version__, fitsio
 from .classes import ABBREVIATIONS, NCLASSES, TRAINING_PRIORS
@@ -103,7 +104,8 @@ class Evaluation:
         self.timer = Timer()
         self.images = []
         self.example = None
-        self.sample_files = []
+        self.sample_files = {}  # {real path: (st_dev, st_ino)} of the samples this run wrote
+        self.writing = None  # (real path, identity before, seed) of the sample being written
 
     @property
     def parameters(self):
@@ -177,18 +179,43 @@ class Evaluation:
         """Write one sample as FITS: the image (primary) and its truth (extension TRUTH)."""
         suffix = "".join(f"_{i}" for i in _indices(name)) + f"_s{s:04d}.fits"
         path = fitsio.output_path(name.split("[")[0], self.config.SAMPLES_DIR, suffix)
+        if os.path.realpath(path) in self.sample_files:  # never replace a sample of this run
+            raise fitsio.InputError(name, f"its sample {path} is also a sample of an earlier input "
+                                          "(inputs of one name in two folders?); not processed")
         cards = [("MV_VERS", __version__, "maxieval version"),
-                 ("MV_INPUT", name[-68:], "clean input"),
+                 ("MV_INPUT", name[-68:], "clean input" if len(name) <= 52 else ""),  # one card
                  ("MV_Y0", int(origin[0]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_X0", int(origin[1]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_SEED", seed, "injection seed"),
                  ("MV_CLASS", ",".join(self.config.INJECT_CLASSES), "classes injected")]
         truth_cards = [("EXTNAME", "TRUTH", "ground truth, one 0/1 plane per class")]
         truth_cards += [(f"{a}_DIM", k, f"plane of {a} (0-based)") for k, a in enumerate(ABBREVIATIONS)]
+        key = os.path.realpath(path)
+        # a signal may land between the file's rename into place and its listing below
+        self.writing = (key, _identity(key), seed)
         fitsio.write_hdus(path, [("primary", image, fitsio.output_header(header, cards)),
                                  ("image", truth.astype(np.uint8), fitsio.output_header(None, truth_cards))],
                           overwrite=self.config.OVERWRITE, protect=self.protect)
-        self.sample_files.append(path)
+        self.sample_files[key] = _identity(key)
+        self.writing = None
+
+    def remove_samples(self):
+        """Remove the sample files this run wrote, each only while it is still the file
+        written (same device and inode): an interrupted run leaves none. The one being
+        written goes only if it is a new file carrying that sample's seed."""
+        if self.writing is not None:
+            path, before, seed = self.writing
+            now = _identity(path)
+            if now is not None and now != before:
+                try:
+                    if fits.getval(path, "MV_SEED") == seed:
+                        self.sample_files[path] = now
+                except (OSError, KeyError, ValueError):
+                    pass
+        for path, identity in self.sample_files.items():
+            if _identity(path) == identity:
+                os.remove(path)
+        self.sample_files, self.writing = {}, None
 
     def summary(self):
         """What the report says about the run: inputs, samples, pixels, software."""
@@ -205,6 +232,15 @@ class Evaluation:
             "excluded_pixels": int(self.labeled.excluded),
             "training_priors": [float(t) for t in self.training_priors],
         }
+
+
+def _identity(path):
+    """(st_dev, st_ino) of the file at `path`, None if there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _indices(name):
