@@ -204,6 +204,7 @@ def _mask_inputs(config, sources, log):
     if config.OUTPUT_DIR:
         _check_output_dir(config.OUTPUT_DIR)
     masker = Masker(config)
+    _say_model_thresholds(masker.config, log)
     on_cluster = config.CLUSTER.upper() != "NONE"
     masker.checks.check_inputs(sources)
     if not on_cluster:  # on a cluster, the workers open the network
@@ -221,6 +222,20 @@ def _mask_inputs(config, sources, log):
                                          plan=lambda source, log: masker.plan_file(source, log, protect))
     return len(errors) + _each_source("maximask", config, planned, lambda source: done(
         source, masker.run_file(source, log=log, protect=protect)), log)
+
+
+def _say_model_thresholds(config, log):
+    """One line when THRESHOLDS come from NETWORK's model.json (engine.with_model_thresholds):
+    the classes whose thresholds there differ from the published ones."""
+    from .classes import ABBREVIATIONS, DEFAULT_THRESHOLDS
+    from .engine import MODEL_INFO_FILE
+
+    if not config.NETWORK or config.origin("THRESHOLDS") != MODEL_INFO_FILE:
+        return
+    moved = [a for a, t, d in zip(ABBREVIATIONS, config.THRESHOLDS, DEFAULT_THRESHOLDS) if t != d]
+    log(f"thresholds from {os.path.join(config.NETWORK, MODEL_INFO_FILE)}: "
+        + (f"{', '.join(moved)} differ from the published ones, the other classes keep theirs" if moved
+           else "the published ones for every class"))
 
 
 def _on_cluster(prog, config, pipeline, sources, log, done, plan=None):
@@ -350,6 +365,7 @@ def _eval_inputs(config, sources, log):
     except InputError as exc:
         raise _preflight(exc) from None
     evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
+    _say_model_thresholds(evaluation.config, log)
 
     def work(source):
         before = len(evaluation.images)

@@ -297,6 +297,12 @@ class Training:
         self.log(f"model directory {c.OUTPUT_NETWORK} written ({len(history)} steps, {seconds:.0f} s)")
         return info
 
+    def moved_classes(self):
+        """Indices of the classes whose priors and thresholds a MaxiMask run re-estimates:
+        FOCUS_CLASSES, or every class without them."""
+        focus = [ABBREVIATIONS.index(a) for a in self.config.FOCUS_CLASSES if a != "NONE"]
+        return sorted(focus) if focus else list(range(len(ABBREVIATIONS)))
+
     def validation_table(self, network, valid, training_priors):
         """MaxiMask's ClassMetrics on the validation batches `valid` ([(x, labels)] tensors),
         thresholds on p' corrected from `training_priors` to the default PRIORS."""
@@ -321,9 +327,19 @@ class Training:
             self.log(f"training prior of a tracking error re-estimated on the validation set: {prior:.4f}")
             return {"training_priors": prior}
         priors = np.clip(mean_posteriors(network, inputs), 1e-9, 1 - 1e-9)  # eq. 27
+        # a run aimed at FOCUS_CLASSES moves those only: the others keep the starting
+        # network's priors and thresholds (re-estimated on a few samples, they would move
+        # every class's flags)
+        moved = self.moved_classes()
+        kept = [k for k in range(len(ABBREVIATIONS)) if k not in moved]
+        base_thresholds = self.base["thresholds"] if self.base["thresholds"] is not None else DEFAULT_THRESHOLDS
+        priors[kept] = np.asarray(self.base["training_priors"], dtype=np.float64)[kept]
         table = self.validation_table(network, valid, priors)
-        thresholds = [m.best_threshold if np.isfinite(m.best_threshold) else float(DEFAULT_THRESHOLDS[k])
-                      for k, m in enumerate(table)]
+        thresholds = [float(base_thresholds[k]) if k in kept or not np.isfinite(m.best_threshold)
+                      else m.best_threshold for k, m in enumerate(table)]
+        if kept and moved:
+            self.log(f"priors and thresholds re-estimated for {', '.join(ABBREVIATIONS[k] for k in moved)} "
+                     "(FOCUS_CLASSES); the other classes keep the starting network's")
         start = {m.abbr: m for m in before or ()}
         for m in table:
             if m.positives:

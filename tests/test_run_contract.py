@@ -260,3 +260,37 @@ def test_one_function_decides_every_exit_status():
     assert exit_status(exc=InputError("f", "x")) == exit_status(exc=OSError("x")) == 1
     assert exit_status(exc=KeyboardInterrupt()) == 130 and exit_status(exc=Terminated()) == 143
     assert np.all([exit_status(exc=e) != 0 for e in (ConfigError("x"), InputError("f", "x"))])
+
+
+# ------------------------------------------------------------------ fine-tuned thresholds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_focused_fine_tune_keeps_the_other_classes_published_thresholds_and_priors(fields, tmp_path):
+    """FOCUS_CLASSES TRL: model.json's priors and thresholds of every other class are the
+    published ones (before: all 14 re-estimated on 4 validation samples), and maximask
+    -NETWORK says on stderr which thresholds it took from the model."""
+    from maximask.classes import ABBREVIATIONS, DEFAULT_THRESHOLDS, TRAINING_PRIORS
+
+    model = tmp_path / "trl.model"
+    result = subprocess.run(["maxitrain", *fields, *TINY, "-FOCUS_CLASSES", "TRL", "-STEPS", "2",
+                             "-OUTPUT_NETWORK", model], env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    info = json.loads((model / "model.json").read_text())
+    trl = ABBREVIATIONS.index("TRL")
+    for k, abbr in enumerate(ABBREVIATIONS):
+        if k != trl:
+            assert info["thresholds"][k] == DEFAULT_THRESHOLDS[k], abbr
+            assert info["training_priors"][k] == TRAINING_PRIORS[k], abbr
+    assert info["training_priors"][trl] != TRAINING_PRIORS[trl]  # re-estimated
+    moved = [a for a, t, d in zip(ABBREVIATIONS, info["thresholds"], DEFAULT_THRESHOLDS) if t != d]
+    assert moved in ([], ["TRL"])
+    example = os.path.join(ROOT, "examples", "field.fits.fz")
+    masked = subprocess.run(["maximask", example, "-NETWORK", model, "-OUTPUT_DIR", tmp_path, "-CLASSES", "CR"],
+                            env=ENV, capture_output=True, text=True, timeout=600)
+    assert masked.returncode == 0, masked.stderr
+    said = [line for line in lines(masked.stderr) if "thresholds" in line]
+    assert said == [f"maximask: thresholds from {model / 'model.json'}: "
+                    + ("TRL differ from the published ones, the other classes keep theirs" if moved
+                       else "the published ones for every class")]
