@@ -139,6 +139,10 @@ class Training:
 
         c = self.config
         indexed = list(range(len(self.fields)))
+        if len(indexed) < 2:
+            raise ConfigError(f"{len(indexed)} clean image given (each image HDU or cube plane counts as one): "
+                              "at least 2 are needed, one kept apart for validation (VALID_FRAC of them, at "
+                              "least one): add another clean field")
         try:
             train, valid = split_fields(indexed, c.VALID_FRAC, c.SEED)
             pick = lambda ids: [self.fields[i] for i in ids]  # noqa: E731
@@ -218,6 +222,7 @@ class Training:
         train_set, valid_set, split = self.sample_sets()
         self.log(f"{len(split['training'])} image(s) for training, {len(split['validation'])} kept for validation: "
                  f"{', '.join(split['validation'])}")
+        self.log_plan()
         network = self.network()
         loss = self.loss(network, train_set)
         # drawn once: the validation losses, tables and priors all score these batches
@@ -296,6 +301,19 @@ class Training:
         os.remove(ckpt)
         self.log(f"model directory {c.OUTPUT_NETWORK} written ({len(history)} steps, {seconds:.0f} s)")
         return info
+
+    def log_plan(self):
+        """Say what the run will do, and when validation is most of it (a short run)."""
+        c = self.config
+        passes = -(-c.STEPS // c.VALID_STEP) + 1  # every VALID_STEP steps, the last, and before training
+        self.log(f"{c.STEPS} training step(s) of {c.BATCH_SIZE} sample(s); validation every {c.VALID_STEP} "
+                 f"step(s) and at the end on {c.NVALID} sample(s)")
+        # a training sample costs about three network passes (forward and backward), a
+        # validation sample one; the tables and priors add a few passes at both ends
+        validation, training = (passes + 3) * c.NVALID, 3 * c.STEPS * c.BATCH_SIZE
+        if validation > training:
+            self.log(f"most of this run is validation ({passes} validation(s) of {c.NVALID} samples for "
+                     f"{c.STEPS * c.BATCH_SIZE} training samples): raise STEPS or VALID_STEP, or lower NVALID")
 
     def moved_classes(self):
         """Indices of the classes whose priors and thresholds a MaxiMask run re-estimates:

@@ -275,8 +275,17 @@ def test_a_focused_fine_tune_keeps_the_other_classes_published_thresholds_and_pr
 
     model = tmp_path / "trl.model"
     result = subprocess.run(["maxitrain", *fields, *TINY, "-FOCUS_CLASSES", "TRL", "-STEPS", "2",
-                             "-OUTPUT_NETWORK", model], env=ENV, capture_output=True, text=True, timeout=600)
+                             "-OUTPUT_NETWORK", model, "-VERBOSE_TYPE", "NORMAL"], env=ENV, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    said = lines(result.stderr)
+    # the plan, and that validation (2 passes over 4 samples, tables) outweighs 2 steps of 2 samples
+    assert "maxitrain: 2 training step(s) of 2 sample(s); validation every 2 step(s) and at the end on 4 sample(s)" \
+        in said
+    assert "maxitrain: most of this run is validation (2 validation(s) of 4 samples for 4 training samples): " \
+        "raise STEPS or VALID_STEP, or lower NVALID" in said
+    assert "maxitrain: priors and thresholds re-estimated for TRL (FOCUS_CLASSES); the other classes keep the " \
+        "starting network's" in said
     info = json.loads((model / "model.json").read_text())
     trl = ABBREVIATIONS.index("TRL")
     for k, abbr in enumerate(ABBREVIATIONS):
@@ -294,3 +303,55 @@ def test_a_focused_fine_tune_keeps_the_other_classes_published_thresholds_and_pr
     assert said == [f"maximask: thresholds from {model / 'model.json'}: "
                     + ("TRL differ from the published ones, the other classes keep theirs" if moved
                        else "the published ones for every class")]
+
+
+# ------------------------------------------------------------------ how much the pasted values rest on
+
+def test_maxitrain_with_one_field_says_two_are_needed(fields, tmp_path):
+    result = subprocess.run(["maxitrain", fields[0], *TINY, "-OUTPUT_NETWORK", tmp_path / "m"], env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert result.stderr == ("maxitrain: 1 clean image given (each image HDU or cube plane counts as one): at least "
+                             "2 are needed, one kept apart for validation (VALID_FRAC of them, at least one): add "
+                             "another clean field\n")
+
+
+def test_maxieval_says_what_the_values_to_paste_rest_on(tmp_path):
+    """Two samples: the lines to paste come after one saying the samples, clean pixels and
+    positive pixels behind them, and a caution; they stay the report's last two lines."""
+    from maximask.config import MASK_KEYWORDS, parse_text
+
+    image = tmp_path / "clean.fits"
+    fits.PrimaryHDU(clean_field((200, 200), seed=1)).writeto(image)
+    result = subprocess.run(["maxieval", image, "-NSAMPLES", "2", "-SAMPLE_SIZE", "128", "-INJECT_CLASSES", "CR,TRL",
+                             "-CHECKPLOT_TYPE", "NONE", "-LOGIT_BINS", "20000", "-OUTPUT_NAME", tmp_path / "ev"],
+                            env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "ev.json").read_text())
+    positives = report["paste"]["positives"]
+    assert set(positives) - {"BBG", "BG"} <= {"CR", "TRL"} and positives and report["paste"]["clean_pixels"] == 200 * 200
+    basis = ("# from 2 sample(s) of 1 clean image(s) (40000 clean pixels for PRIORS); positive pixels behind each "
+             f"threshold: {', '.join(f'{a} {n}' for a, n in positives.items())} (the other classes keep the "
+             "threshold in use)")
+    said = lines(result.stderr)
+    assert f"maxieval: {basis}" in said
+    caution = [line for line in said if "caution" in line]
+    assert len(caution) == 1 and caution[0].startswith("maxieval: # caution: only 2 sample(s)")
+    text = (tmp_path / "ev.txt").read_text().splitlines()
+    assert text[-4] == basis and text[-3] == caution[0][len("maxieval: "):]
+    assert set(parse_text(MASK_KEYWORDS, "\n".join(text[-2:]))) == {"PRIORS", "THRESHOLDS"}
+
+
+def test_enough_samples_and_positives_give_no_caution():
+    from maximask.report import FEW_POSITIVES, FEW_SAMPLES, paste_lines
+
+    report = {"samples": FEW_SAMPLES, "images": [{}] * 3,
+              "paste": {"PRIORS": [0.01] * 14, "THRESHOLDS": [0.5] * 14, "clean_pixels": 10 ** 6,
+                        "positives": {"CR": FEW_POSITIVES, "SAT": 5 * FEW_POSITIVES}}}
+    got = paste_lines(report)
+    assert len(got) == 3 and not any("caution" in line for line in got)
+    assert got[0].startswith(f"# from {FEW_SAMPLES} sample(s) of 3 clean image(s) (1000000 clean pixels")
+    report["paste"]["positives"]["CR"] = FEW_POSITIVES - 1
+    assert paste_lines(report)[1] == (f"# caution: fewer than {FEW_POSITIVES} positive pixels for CR: these values "
+                                      "are uncertain; evaluate more samples (NSAMPLES) or clean images before using "
+                                      "them")
