@@ -906,6 +906,15 @@ def remove_stale_temporaries(folder: str) -> list:
     return [p for p in paths if _TEMPORARY.match(os.path.basename(p)) and _remove_if_ours(p)]
 
 
+def refuse_existing(path: str, overwrite: bool):
+    """A before_replace for :func:`write_atomically`: OutputExistsError if `path` exists
+    (created meanwhile) and not `overwrite`."""
+    def check():
+        if not overwrite and os.path.lexists(path):
+            raise OutputExistsError(path)
+    return check
+
+
 def write_atomically(path: str, write, before_replace=None, protect: frozenset = frozenset()) -> None:
     """Write a file through write(tmp), then rename it to `path`.
 

@@ -282,7 +282,7 @@ def finish(evaluation):
     with timer("metrics and EM priors"):
         report = build_report(evaluation)
     with timer("writing the report"):
-        write_report(report, paths["text"], paths["json"])
+        write_report(report, paths["text"], paths["json"], overwrite=c.OVERWRITE)
     log(f"report in {paths['text']} and {paths['json']}")
     figures = [kind for kind in ("roc", "mcc", "sample") if kind in paths]
     if figures:
@@ -296,14 +296,19 @@ def finish(evaluation):
         with timer("figures"):
             for kind in figures:
                 if kind == "roc":
-                    plots.roc_figure(report, paths["roc"])
+                    draw = lambda tmp: plots.roc_figure(report, tmp)  # noqa: E731
                 elif kind == "mcc":
-                    plots.mcc_figure(report, paths["mcc"])
+                    draw = lambda tmp: plots.mcc_figure(report, tmp)  # noqa: E731
                 elif evaluation.example is not None:
                     image, truth, proba, _ = evaluation.example
                     predicted = np.stack([flagged(proba, c.PRIORS, c.THRESHOLDS, [k], evaluation.training_priors)
                                           for k in range(NCLASSES)])
-                    plots.sample_figure(image, truth, predicted, paths["sample"])
+                    draw = lambda tmp: plots.sample_figure(image, truth, predicted, tmp)  # noqa: E731
+                else:
+                    continue
+                # complete or absent, and never over a file that appeared during the run
+                fitsio.write_atomically(paths[kind], draw, before_replace=fitsio.refuse_existing(
+                    paths[kind], c.OVERWRITE))
                 log(f"figure in {paths[kind]}")
     for line in paste_lines(report):
         log(line)

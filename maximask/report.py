@@ -20,7 +20,7 @@ import numpy as np
 
 from .classes import ABBREVIATIONS
 from .evaluate import FPR_LEVELS, PAPER_AUC, class_metrics, evaluate, mcc_curve, operating_point, prior_shift, roc_curve
-from .fitsio import write_atomically
+from .fitsio import refuse_existing, write_atomically
 from .priors import estimate_priors
 
 #: Below these, the lines to paste come with a caution: so few samples, or positive pixels
@@ -151,8 +151,9 @@ def report_text(report):
     return "\n".join(lines) + "\n"
 
 
-def write_report(report, text_path, json_path):
-    """Write the text and JSON reports, each complete or absent."""
+def write_report(report, text_path, json_path, overwrite=True):
+    """Write the text and JSON reports, each complete or absent; without `overwrite`, one
+    that appeared meanwhile is not replaced (OutputExistsError)."""
     text = report_text(report)
 
     def write_text(tmp):
@@ -164,8 +165,8 @@ def write_report(report, text_path, json_path):
             json.dump(_finite(report), f, indent=1)
             f.write("\n")
 
-    write_atomically(text_path, write_text)
-    write_atomically(json_path, write_json)
+    write_atomically(text_path, write_text, before_replace=refuse_existing(text_path, overwrite))
+    write_atomically(json_path, write_json, before_replace=refuse_existing(json_path, overwrite))
     return text
 
 

@@ -355,3 +355,27 @@ def test_enough_samples_and_positives_give_no_caution():
     assert paste_lines(report)[1] == (f"# caution: fewer than {FEW_POSITIVES} positive pixels for CR: these values "
                                       "are uncertain; evaluate more samples (NSAMPLES) or clean images before using "
                                       "them")
+
+
+def test_a_maxieval_output_that_appears_during_the_run_is_kept_exit_1(tmp_path, monkeypatch, capsys):
+    """OVERWRITE N: a report made by someone else while the run computed is not replaced; the
+    run fails while writing (exit 1), where before it silently replaced it (exit 0)."""
+    from maximask import report as report_module
+    from maximask.cli import main_eval
+
+    image = tmp_path / "clean.fits"
+    fits.PrimaryHDU(clean_field((200, 200), seed=1)).writeto(image)
+    original = report_module.build_report
+
+    def build_report(evaluation):
+        (tmp_path / "ev.txt").write_text("someone else's")
+        return original(evaluation)
+
+    monkeypatch.setattr(report_module, "build_report", build_report)
+    code = main_eval([str(image), "-NSAMPLES", "1", "-SAMPLE_SIZE", "64", "-CHECKPLOT_TYPE", "NONE",
+                      "-LOGIT_BINS", "20000", "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", str(tmp_path / "ev")])
+    assert code == 1
+    assert capsys.readouterr().err == (f"maxieval: {tmp_path / 'ev.txt'}: output file already exists; "
+                                       "set -OVERWRITE Y to replace it\n")
+    assert (tmp_path / "ev.txt").read_text() == "someone else's"
+    assert sorted(os.listdir(tmp_path)) == ["clean.fits", "ev.txt"]
