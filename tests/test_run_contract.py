@@ -1,10 +1,13 @@
 """Issue 18, the promises a run makes: one line for a damaged checkpoint, signals that stop
-inference at once and leave what they say, one exit-status rule for the four commands.
+inference at once and leave what they say, one exit-status rule for the four commands,
+fine-tuned thresholds that move only the classes trained, values to paste with what they
+rest on.
 
 Real processes and real signals: a small launcher (as in test_fault_injection) records every
-ONNX Runtime session run (a "start" and an "end" line in a log file), so that a test can
-tell whether the process exited inside the batch it was computing, by counting runs rather
-than by timing them.
+ONNX Runtime session run in a log file ("start", then "end" when it returned its output or
+"stopped" when it failed inside ONNX Runtime), so that a test can tell whether the process
+exited inside the batch or the run it was computing, by counting runs rather than by
+timing them.
 """
 import json
 import os
@@ -27,13 +30,18 @@ from maximask import cli, engine
 runs = os.environ["H18_RUNS"]
 if os.environ.get("H18_PIXELS"):
     engine.CPU_MAX_PIXELS = int(os.environ["H18_PIXELS"])
+def write(word):
+    with open(runs, "a") as f:
+        f.write(word + "\n")
 def logged(original):
     def run(self, *args):
-        with open(runs, "a") as f:
-            f.write("start\n")
-        out = original(self, *args)
-        with open(runs, "a") as f:
-            f.write("end\n")
+        write("start")
+        try:
+            out = original(self, *args)
+        except Exception:  # the session run itself failed: ended inside ONNX Runtime
+            write("stopped")
+            raise
+        write("end")  # (a signal's exception raised once the run returned writes nothing)
         return out
     return run
 engine.Network._run = logged(engine.Network._run)
@@ -136,7 +144,9 @@ def test_a_signal_does_not_wait_for_the_batches_under_way(tmp_path, sig, code, s
 ])
 def test_a_signal_ends_the_session_run_under_way(tmp_path, main, argv):
     """One session run per batch, one thread (maxitrack runs it from the main thread):
-    SIGTERM lands inside the run, which is ended there and never completes."""
+    SIGTERM lands inside the run, which ONNX Runtime ends there ("stopped"); before, the
+    run went to its end ("end" in a worker thread; in the main thread the signal's
+    exception came once the run had returned, and no run was "stopped")."""
     image = big_image(tmp_path / "big.fits", (1200, 1200))
     proc, runs = start(tmp_path, main, image, *argv, "-NTHREADS", "1", pixels=1 << 30)
     wait_for(proc, lambda: count(runs, "start") >= 1, "a session run")
@@ -144,7 +154,7 @@ def test_a_signal_ends_the_session_run_under_way(tmp_path, main, argv):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143
     assert lines(err)[-1].endswith(": terminated: no partial output left")
-    assert count(runs, "start") == 1 and count(runs, "end") == 0  # ended inside the run
+    assert count(runs, "start") == 1 and count(runs, "stopped") == 1 and count(runs, "end") == 0
     assert sorted(os.listdir(tmp_path)) == ["big.fits", "runs.log"]
 
 
