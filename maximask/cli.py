@@ -6,10 +6,22 @@
     maxieval [-c CONFIG] IMAGE... [-KEYWORD value ...]
     maxitrain [-c CONFIG] IMAGE... [-KEYWORD value ...]   (MaxiTrack: LABEL_LIST...)
 
-Exit status: 0 all inputs processed (our own outputs given as inputs are skipped with a
-note); 1 some inputs failed (each said in one line on stderr, the others still processed);
-2 bad command line or configuration (keyword, OUTPUT_DIR, OUTPUT_NAME, DEVICE), nothing
-processed; 130 interrupted (SIGINT), 143 terminated (SIGTERM): no partial output is left.
+Exit status, one rule for the four commands (decided by exit_status):
+
+    0    every input got all its outputs (our own outputs given as inputs are skipped
+         with a note: they are not inputs to process);
+    2    the run stopped before any work on a problem of the whole run, nothing done: the
+         command line or configuration (keyword, file, NETWORK, DEVICE), or an output found
+         unusable before any input was read (an output that exists without OVERWRITE,
+         OUTPUT_DIR / OUTPUT_NAME / SAMPLES_DIR missing, a file or not writable, a missing
+         DARK_FRAMES file, an existing OUTPUT_NETWORK or an unreadable checkpoint);
+    1    some inputs did not get their outputs (each said in one line on stderr: unreadable,
+         its output exists without OVERWRITE or is another input's, a failure while it
+         ran), the others were processed; or the run failed while writing what it had done;
+    130  interrupted (SIGINT), 143 terminated (SIGTERM): no partial output is left (the
+         sample files of an interrupted maxieval are removed; an interrupted maxitrain
+         keeps its checkpoint, said on stderr, to resume).
+
 maxitrain trains on all its inputs or none: one that cannot be read is exit 2.
 """
 import os
@@ -19,11 +31,11 @@ import threading
 
 from . import MODEL_VERSION, __version__
 from .config import ConfigError, dump, load_config, split_argv
-from .keywords import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS
 from .engine import EngineError
 from .errors import InputError, OutputError, OutputExistsError, SkippedInput
 from .inputs import CLEAN_FIELDS, find_inputs, is_output_file
-from .outputs import check_not_input, check_writable, file_identities, plan_outputs
+from .keywords import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS
+from .outputs import check_not_input, check_writable, file_identities, plan_outputs, remove_own_temporaries
 from .progress import progress_bar, say
 
 USAGE = """\
@@ -38,6 +50,25 @@ EXPERT_USAGE = "> to dump a default extended configuration file: {prog} -dd\n"
 
 class Terminated(BaseException):
     """SIGTERM arrived: unwind like an interrupt, so temporary outputs are removed."""
+
+
+class Preflight(ConfigError):
+    """A problem of the whole run found before any input was read (exit 2), such as an
+    output that exists without OVERWRITE or cannot be created."""
+
+
+def exit_status(failed=0, exc=None):
+    """The exit status of a command (see the module docstring): `failed` inputs did not get
+    their outputs; `exc` is what ended the run early, if anything."""
+    if exc is None:
+        return 1 if failed else 0
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, Terminated):
+        return 143
+    if isinstance(exc, (ConfigError, EngineError)):  # before any work, nothing done
+        return 2
+    return 1  # an error while writing what was done
 
 
 def _raise_terminated(signum, frame):
@@ -110,20 +141,19 @@ def run_command(spec, argv, process, prog, accept=(), strict=False):
         failed = len(errors) + (process(config, kept, log) if kept else 0)
     except (ConfigError, EngineError) as exc:
         say(prog, exc)
-        return 2
+        return exit_status(exc=exc)
     except (InputError, OSError) as exc:
         say(prog, _message(exc))
-        return 1
-    except KeyboardInterrupt:
-        say(prog, "interrupted: no partial output left")
-        return 130
-    except Terminated:
-        say(prog, "terminated: no partial output left")
-        return 143
+        return exit_status(exc=exc)
+    except (KeyboardInterrupt, Terminated) as exc:
+        remove_own_temporaries()  # the signal may have landed inside a cleanup
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        say(prog, f"{what}: {getattr(exc, 'kept', None) or 'no partial output left'}")
+        return exit_status(exc=exc)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    return 1 if failed else 0
+    return exit_status(failed)
 
 
 def nothing_done(count):
@@ -171,6 +201,7 @@ def _mask_inputs(config, sources, log):
     if config.OUTPUT_DIR:
         _check_output_dir(config.OUTPUT_DIR)
     masker = Masker(config)
+    _say_model_thresholds(masker.config, log)
     on_cluster = config.CLUSTER.upper() != "NONE"
     masker.checks.check_inputs(sources)
     if not on_cluster:  # on a cluster, the workers open the network
@@ -188,6 +219,20 @@ def _mask_inputs(config, sources, log):
                                          plan=lambda source, log: masker.plan_file(source, log, protect))
     return len(errors) + _each_source("maximask", config, planned, lambda source: done(
         source, masker.run_file(source, log=log, protect=protect)), log)
+
+
+def _say_model_thresholds(config, log):
+    """One line when THRESHOLDS come from NETWORK's model.json (engine.with_model_thresholds):
+    the classes whose thresholds there differ from the published ones."""
+    from .classes import ABBREVIATIONS, DEFAULT_THRESHOLDS
+    from .engine import MODEL_INFO_FILE
+
+    if not config.NETWORK or config.origin("THRESHOLDS") != MODEL_INFO_FILE:
+        return
+    moved = [a for a, t, d in zip(ABBREVIATIONS, config.THRESHOLDS, DEFAULT_THRESHOLDS) if t != d]
+    log(f"thresholds from {os.path.join(config.NETWORK, MODEL_INFO_FILE)}: "
+        + (f"{', '.join(moved)} differ from the published ones, the other classes keep theirs" if moved
+           else "the published ones for every class"))
 
 
 def _on_cluster(prog, config, pipeline, sources, log, done, plan=None):
@@ -265,13 +310,22 @@ def track_entry():
     sys.exit(main_track())
 
 
+def _preflight(exc):
+    """An InputError found before any input was read, as the run's Preflight error (exit 2)."""
+    return Preflight(_message(exc))
+
+
 def _eval_inputs(config, sources, log):
     from .evaluation.pipeline import Evaluation, check_outputs, finish
 
     protect = file_identities(s.path for s in sources)
-    check_outputs(config, protect)
-    evaluation = Evaluation(config, log, protect)
+    try:
+        check_outputs(config, protect)
+        evaluation = Evaluation(config, log, protect)  # reads DARK_FRAMES
+    except InputError as exc:
+        raise _preflight(exc) from None
     evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
+    _say_model_thresholds(evaluation.config, log)
 
     def work(source):
         before = len(evaluation.images)
@@ -279,9 +333,14 @@ def _eval_inputs(config, sources, log):
         done = evaluation.images[before:]
         log(f"{source.name}: {sum(n for _, _, n, _ in done)} samples from {len(done)} image(s)")
 
-    failed = _each_source("maxieval", config, sources, work, log)
-    if evaluation.images:
-        finish(evaluation)
+    try:
+        failed = _each_source("maxieval", config, sources, work, log)
+        if evaluation.images:
+            finish(evaluation)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # an interrupt: leave no sample of this run
+            evaluation.remove_samples()
+        raise
     return failed
 
 
@@ -316,7 +375,13 @@ def _train_inputs(config, sources, log):
         failed += _each_source("maxitrain", config, sources, training.add_file, log)
     if failed:  # a model trained on part of what was asked is not what was asked
         raise ConfigError(nothing_done(failed))
-    training.run()
+    try:
+        training.run()
+    except BaseException as exc:
+        kept = training.checkpoint
+        if not isinstance(exc, Exception) and os.path.exists(kept):
+            exc.kept = f"checkpoint {kept} kept: run the same command again to resume from it"
+        raise
     return 0
 
 

@@ -6,6 +6,8 @@ Devices: ``CPU``, ``CUDA`` (needs the ``onnxruntime-gpu`` package and a GPU), or
 """
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
@@ -38,6 +40,16 @@ _OPTIMIZATION = {
 
 class EngineError(RuntimeError):
     """A network cannot be run as asked (missing model file, unavailable device)."""
+
+
+class NetworkStopped(RuntimeError):
+    """A run was ended by Network.stop (an interrupt): its output does not exist."""
+
+
+def is_interrupt(exc):
+    """True for what unwinds a command on a signal (KeyboardInterrupt, the commands' SIGTERM
+    exception): a BaseException that is not an Exception."""
+    return not isinstance(exc, Exception)
 
 
 def model_path(name, device="CPU", model_dir=None):
@@ -209,6 +221,22 @@ class Network:
             max_pixels = CPU_MAX_PIXELS // self.workers if self.device == "CPU" else None
         self.max_pixels = max_pixels
         self.io_binding = self.device == "CUDA" if io_binding is None else bool(io_binding)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = set()  # the RunOptions of the session runs under way
+
+    def stop(self):
+        """End the runs under way within one operator (RunOptions.terminate) and refuse new
+        ones (NetworkStopped) until :meth:`resume`: what an interrupt does, so that a signal
+        never waits for a whole batch to be computed, whatever the load of the machine."""
+        with self._lock:
+            self._stopping.set()
+            for options in self._in_flight:
+                options.terminate = True
+
+    def resume(self):
+        """Accept runs again after :meth:`stop` (once the threads that ran have returned)."""
+        self._stopping.clear()
 
     @property
     def provider(self):
@@ -228,6 +256,26 @@ class Network:
             feeds["window"] = self._window(window, batch.shape)
         elif window is not None:
             raise ValueError("this network takes no window")
+        if threading.current_thread() is threading.main_thread():
+            return self.interruptible(self._call, batch, feeds)
+        return self._call(batch, feeds)
+
+    def interruptible(self, function, *args):
+        """function(*args) in a helper thread while this one waits: Python handles a
+        signal only between bytecodes of the main thread, never inside a session run, so
+        the main thread waits and stops the run on an interrupt instead of finishing it."""
+        pool = ThreadPoolExecutor(1)
+        try:
+            return pool.submit(function, *args).result()
+        except BaseException as exc:
+            if is_interrupt(exc):
+                self.stop()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            self.resume()
+
+    def _call(self, batch, feeds):
         run = self._run_bound if self.io_binding else self._run
         per_run = len(batch)
         if self.max_pixels:
@@ -246,8 +294,26 @@ class Network:
             raise ValueError(f"window {tuple(window)} is not inside a {h}x{w} tile")
         return np.array([y0, x0, y1, x1], np.int64)
 
+    def _stoppable(self, run):
+        """run(options) with RunOptions that stop() can terminate; NetworkStopped once stopped."""
+        options = ort.RunOptions()
+        with self._lock:
+            if self._stopping.is_set():
+                raise NetworkStopped("network stopped")
+            self._in_flight.add(options)
+        try:
+            return run(options)
+        except Exception:
+            if options.terminate:
+                raise NetworkStopped("network stopped") from None
+            raise
+        finally:
+            with self._lock:
+                self._in_flight.discard(options)
+
     def _run(self, batch, feeds):
-        return self.session.run([self.output_name], {self.input_name: batch, **feeds})[0]
+        return self._stoppable(lambda options: self.session.run(
+            [self.output_name], {self.input_name: batch, **feeds}, options)[0])
 
     def _run_bound(self, batch, feeds):
         binding = self.session.io_binding()
@@ -256,7 +322,7 @@ class Network:
         for name, value in feeds.items():  # shape-like inputs stay in host memory
             binding.bind_cpu_input(name, value)
         binding.bind_output(self.output_name, "cpu")
-        self.session.run_with_iobinding(binding)
+        self._stoppable(lambda options: self.session.run_with_iobinding(binding, options))
         return binding.copy_outputs_to_cpu()[0]
 
 

@@ -18,7 +18,7 @@ from . import __version__, errors, fitsio, inputs, kernels, outputs, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .keywords import MASK_KEYWORDS
-from .engine import model_info, open_network, with_model_thresholds
+from .engine import is_interrupt, model_info, open_network, with_model_thresholds
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -150,8 +150,13 @@ class Masker:
             for _ in progress_bar(pool.map(mask_batch, batches), total=len(batches), desc=desc,
                                   unit="batch", leave=False, quiet=self.quiet or len(batches) < 2):
                 pass
+        except BaseException as exc:
+            if is_interrupt(exc):  # end the runs under way too, rather than finish their batches
+                network.stop()
+            raise
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
+            network.resume()
         return out
 
     # ------------------------------------------------------------------ files
@@ -194,12 +199,12 @@ class Masker:
     def run_file(self, source, log=None, protect=frozenset()):
         """Mask every image HDU of a FITS file and write the output file; return its path.
 
-        source: a path, ``path[N]`` or a :class:`maximask.fitsio.ImageSource`. The output
+        source: a path, ``path[N]`` or a :class:`maximask.inputs.ImageSource`. The output
         keeps the input's HDU structure (tables are not copied). Raises
         :class:`maximask.errors.InputError` (one-line message) on bad input or output
-        (:class:`~maximask.fitsio.SkippedInput` for one of our own outputs).
+        (:class:`~maximask.errors.SkippedInput` for one of our own outputs).
         log: optional callable taking one line of text (warnings, FULL verbosity).
-        protect: identities (:func:`maximask.fitsio.file_identities`) of files never to be
+        protect: identities (:func:`maximask.outputs.file_identities`) of files never to be
         written over, e.g. every input of a run; the input itself always is.
         """
         plan = self.plan_file(source, log, protect)

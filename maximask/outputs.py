@@ -16,11 +16,12 @@ import socket
 import tempfile
 from typing import Iterable, Sequence
 
-from .errors import InputError, OutputError, _describe
+from .errors import InputError, OutputError, OutputExistsError, _describe
 from .inputs import ImageSource
 
 __all__ = ["plan_outputs", "file_identities", "check_not_input", "check_writable", "write_atomically",
-           "temporary_path", "temporary_output", "remove_stale_temporaries", "TEMPORARY_MARK", "PAYLOAD"]
+           "temporary_path", "temporary_output", "remove_stale_temporaries", "remove_own_temporaries",
+           "refuse_existing", "TEMPORARY_MARK", "PAYLOAD"]
 
 
 def plan_outputs(sources: Sequence[ImageSource], name_output, protect: frozenset):
@@ -120,6 +121,7 @@ PAYLOAD = "payload"
 
 
 _swept: set = set()
+_in_use: set = set()  # this process's temporary folders not yet removed (remove_own_temporaries)
 
 
 def temporary_path(path: str) -> str:
@@ -144,13 +146,23 @@ def temporary_output(path: str):
     """
     tmp = temporary_path(path)
     _remove_if_ours(tmp, check_pid=False)
+    _in_use.add(tmp)  # before it exists: a signal at any point leaves it listed
     os.mkdir(tmp)
     try:
         with open(os.path.join(tmp, TEMPORARY_MARK), "x") as f:
             f.write(_MARK_TEXT.format(host=_HOST, pid=os.getpid()))
         yield os.path.join(tmp, PAYLOAD)
     finally:
-        _remove_if_ours(tmp, check_pid=False)
+        if _remove_if_ours(tmp, check_pid=False) or not os.path.lexists(tmp):
+            _in_use.discard(tmp)
+
+
+def remove_own_temporaries():
+    """Remove what is left of this process's temporary folders (only if ours, as
+    :func:`_remove_if_ours` checks): a signal that lands inside a cleanup interrupts it."""
+    for tmp in list(_in_use):
+        if _remove_if_ours(tmp, check_pid=False) or not os.path.lexists(tmp):
+            _in_use.discard(tmp)
 
 
 def _alive(pid: int) -> bool:
@@ -214,6 +226,15 @@ def remove_stale_temporaries(folder: str) -> list:
         return []
     paths = [os.path.join(folder, name) for name in entries]
     return [p for p in paths if _TEMPORARY.match(os.path.basename(p)) and _remove_if_ours(p)]
+
+
+def refuse_existing(path: str, overwrite: bool):
+    """A before_replace for :func:`write_atomically`: OutputExistsError if `path` exists
+    (created meanwhile) and not `overwrite`."""
+    def check():
+        if not overwrite and os.path.lexists(path):
+            raise OutputExistsError(path)
+    return check
 
 
 def write_atomically(path: str, write, before_replace=None, protect: frozenset = frozenset()) -> None:

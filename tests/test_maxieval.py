@@ -150,7 +150,7 @@ def test_without_matplotlib_tables_are_written_and_figures_skipped(tmp_path, cap
 def test_existing_output_is_kept_without_overwrite(tmp_path, capsys):
     (tmp_path / "ev.txt").write_text("keep me")
     code, _, err = run(capsys, DECAM, *FAST, "-OUTPUT_NAME", tmp_path / "ev")
-    assert code == 1
+    assert code == 2  # found before any work: nothing done (issue 18's one exit rule)
     assert err.strip().splitlines()[-1] == (f"maxieval: {tmp_path / 'ev.txt'}: output file already exists; "
                                             "set -OVERWRITE Y to replace it")
     assert (tmp_path / "ev.txt").read_text() == "keep me" and not (tmp_path / "ev.json").exists()
@@ -162,7 +162,7 @@ def test_existing_output_is_kept_without_overwrite(tmp_path, capsys):
      "maxieval: CHECKPLOT_TYPE: NONE cannot be combined with other plots, got NONE,ROC"),
     (["-INJECT_CLASSES", "CR,BG"], 2, "maxieval: command line: INJECT_CLASSES: list of 1 to 12 distinct "
      "values among CR,HCL,DCL,HP,DP,P,TRL,FR,NEB,SAT,SP,OV expected, got \"BG\" (item 2) in \"CR,BG\""),
-    (["-SAMPLES_DIR", "/nonexistent/dir"], 1, "maxieval: /nonexistent/dir: SAMPLES_DIR is not a directory"),
+    (["-SAMPLES_DIR", "/nonexistent/dir"], 2, "maxieval: /nonexistent/dir: SAMPLES_DIR is not a directory"),
 ])
 def test_bad_configuration_gives_one_line(tmp_path, capsys, argv, code, message):
     got, out, err = run(capsys, DECAM, "-OUTPUT_NAME", tmp_path / "ev", *argv)

@@ -25,6 +25,7 @@ import time
 import zlib
 
 import numpy as np
+from astropy.io import fits
 
 from .. import __version__, errors, fitsio, inputs, outputs
 from ..classes import ABBREVIATIONS, LOCAL_INDICES, NCLASSES, TRAINING_PRIORS
@@ -121,7 +122,8 @@ class Evaluation:
         self.timer = Timer()
         self.images = []
         self.example = None
-        self.sample_files = []
+        self.sample_files = {}  # {real path: (st_dev, st_ino)} of the samples this run wrote
+        self.writing = None  # (real path, identity before, seed) of the sample being written
 
     @property
     def parameters(self):
@@ -200,8 +202,11 @@ class Evaluation:
         classes = list(c.INJECT_CLASSES) if classes is None else classes
         suffix = "".join(f"_{i}" for i in _indices(name)) + f"_s{s:04d}.fits"
         path = fitsio.output_path(name.split("[")[0], self.config.SAMPLES_DIR, suffix)
+        if os.path.realpath(path) in self.sample_files:  # never replace a sample of this run
+            raise errors.InputError(name, f"its sample {path} is also a sample of an earlier input "
+                                          "(inputs of one name in two folders?); not processed")
         cards = [("MV_VERS", __version__, "maxieval version"),
-                 ("MV_INPUT", name[-68:], "clean input"),
+                 ("MV_INPUT", name[-68:], "clean input" if len(name) <= 52 else ""),  # one card
                  ("MV_Y0", int(origin[0]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_X0", int(origin[1]), "[pixel] sample origin in the input (0-based)"),
                  ("MV_SEED", seed, "injection seed"),
@@ -210,10 +215,32 @@ class Evaluation:
                  ("MV_CRSRC", cr_source(c), "cosmic-ray source (CR_SOURCE)")] + list(extra)
         truth_cards = [("EXTNAME", "TRUTH", "ground truth, one 0/1 plane per class")]
         truth_cards += [(f"{a}_DIM", k, f"plane of {a} (0-based)") for k, a in enumerate(ABBREVIATIONS)]
+        key = os.path.realpath(path)
+        # a signal may land between the file's rename into place and its listing below
+        self.writing = (key, _identity(key), seed)
         fitsio.write_hdus(path, [("primary", image, fitsio.output_header(header, cards)),
                                  ("image", truth.astype(np.uint8), fitsio.output_header(None, truth_cards))],
                           overwrite=self.config.OVERWRITE, protect=self.protect)
-        self.sample_files.append(path)
+        self.sample_files[key] = _identity(key)
+        self.writing = None
+
+    def remove_samples(self):
+        """Remove the sample files this run wrote, each only while it is still the file
+        written (same device and inode): an interrupted run leaves none. The one being
+        written goes only if it is a new file carrying that sample's seed."""
+        if self.writing is not None:
+            path, before, seed = self.writing
+            now = _identity(path)
+            if now is not None and now != before:
+                try:
+                    if fits.getval(path, "MV_SEED") == seed:
+                        self.sample_files[path] = now
+                except (OSError, KeyError, ValueError):
+                    pass
+        for path, identity in self.sample_files.items():
+            if _identity(path) == identity:
+                os.remove(path)
+        self.sample_files, self.writing = {}, None
 
     def summary(self):
         """What the report says about the run: inputs, samples, pixels, software."""
@@ -260,6 +287,15 @@ def noise_cards(clean, header=None, mesh_size=200):
     return [("GAIN", round(gain, 6), f"[e-/ADU] {origin}"), ("RDNOISE", round(read_noise, 4), f"[e-] {origin}")]
 
 
+def _identity(path):
+    """(st_dev, st_ino) of the file at `path`, None if there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _indices(name):
     """The [N] indices in a name such as file.fits[1][0]."""
     return [part.split("]")[0] for part in name.split("[")[1:]]
@@ -299,7 +335,7 @@ def finish(evaluation):
     with timer("metrics and EM priors"):
         report = build_report(evaluation)
     with timer("writing the report"):
-        write_report(report, paths["text"], paths["json"])
+        write_report(report, paths["text"], paths["json"], overwrite=c.OVERWRITE)
     log(f"report in {paths['text']} and {paths['json']}")
     figures = [kind for kind in ("roc", "mcc", "sample") if kind in paths]
     if figures:
@@ -313,14 +349,19 @@ def finish(evaluation):
         with timer("figures"):
             for kind in figures:
                 if kind == "roc":
-                    plots.roc_figure(report, paths["roc"])
+                    draw = lambda tmp: plots.roc_figure(report, tmp)  # noqa: E731
                 elif kind == "mcc":
-                    plots.mcc_figure(report, paths["mcc"])
+                    draw = lambda tmp: plots.mcc_figure(report, tmp)  # noqa: E731
                 elif evaluation.example is not None:
                     image, truth, proba, _ = evaluation.example
                     predicted = np.stack([flagged(proba, c.PRIORS, c.THRESHOLDS, [k], evaluation.training_priors)
                                           for k in range(NCLASSES)])
-                    plots.sample_figure(image, truth, predicted, paths["sample"])
+                    draw = lambda tmp: plots.sample_figure(image, truth, predicted, tmp)  # noqa: E731
+                else:
+                    continue
+                # complete or absent, and never over a file that appeared during the run
+                outputs.write_atomically(paths[kind], draw, before_replace=outputs.refuse_existing(
+                    paths[kind], c.OVERWRITE))
                 log(f"figure in {paths[kind]}")
     for line in paste_lines(report):
         log(line)

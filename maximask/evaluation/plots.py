@@ -51,7 +51,7 @@ def roc_figure(report, path):
         ax.tick_params(labelsize=7)
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
-    fig.savefig(path, dpi=72)
+    fig.savefig(path, dpi=72, format="png")  # path may be a temporary without .png
     plt.close(fig)
 
 
@@ -73,7 +73,7 @@ def mcc_figure(report, path):
         ax.tick_params(labelsize=7)
     fig.supxlabel("threshold on the prior-corrected probability")
     fig.supylabel("MCC")
-    fig.savefig(path, dpi=72)
+    fig.savefig(path, dpi=72, format="png")  # path may be a temporary without .png
     plt.close(fig)
 
 
@@ -125,5 +125,5 @@ def sample_figure(image, truth, predicted, path):
     handles = [Patch(color=CLASS_COLOURS[k], label=a) for k, a in enumerate(ABBREVIATIONS)]
     handles.append(Patch(color="#000000", label="several"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8)
-    fig.savefig(path, dpi=72)
+    fig.savefig(path, dpi=72, format="png")  # path may be a temporary without .png
     plt.close(fig)

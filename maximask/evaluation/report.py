@@ -20,8 +20,13 @@ import numpy as np
 
 from ..classes import ABBREVIATIONS
 from .metrics import FPR_LEVELS, PAPER_AUC, class_metrics, evaluate, mcc_curve, operating_point, prior_shift, roc_curve
-from ..outputs import write_atomically
+from ..outputs import refuse_existing, write_atomically
 from .em_priors import estimate_priors
+
+#: Below these, the lines to paste come with a caution: so few samples, or positive pixels
+#: of a class behind its threshold, leave the values uncertain.
+FEW_SAMPLES = 20
+FEW_POSITIVES = 1000
 
 #: Points of the curves kept in the JSON report.
 ROC_GRID = np.logspace(-7, 0, 281)
@@ -36,7 +41,7 @@ def build_report(evaluation):
     table = evaluate(hist, c.PRIORS, c.THRESHOLDS, trained)
     sample_em, _ = estimate_priors(hist, trained)
     input_em, _ = estimate_priors(evaluation.unlabeled, trained)
-    rows, curves, paste_thresholds = [], [], []
+    rows, curves, paste_thresholds, behind = [], [], [], {}
     for k, m in enumerate(table):
         row = m.as_dict()
         scored = m.positives + m.negatives
@@ -47,13 +52,19 @@ def build_report(evaluation):
         rows.append(row)
         best = class_metrics(hist, k, input_em[k], c.THRESHOLDS[k], trained[k]).best_threshold
         paste_thresholds.append(best if np.isfinite(best) else c.THRESHOLDS[k])
+        if np.isfinite(best):
+            behind[m.abbr] = int(m.positives)
         curves.append(_curves(hist, k, float(prior_shift(c.PRIORS[k], trained[k]))))
     report = evaluation.summary()
     report.update({
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
         "priors": list(c.PRIORS), "thresholds": list(c.THRESHOLDS),
         "classes": rows, "curves": curves,
-        "paste": {"PRIORS": [float(p) for p in input_em], "THRESHOLDS": [float(t) for t in paste_thresholds]},
+        "paste": {"PRIORS": [float(p) for p in input_em], "THRESHOLDS": [float(t) for t in paste_thresholds],
+                  # what they rest on: the clean pixels behind PRIORS, the samples and each
+                  # re-estimated class's positive pixels behind THRESHOLDS
+                  "clean_pixels": int(evaluation.unlabeled.counts[0].sum()),
+                  "positives": behind},
     })
     return report
 
@@ -72,11 +83,26 @@ def _curves(hist, k, shift):
 
 
 def paste_lines(report):
-    """The PRIORS and THRESHOLDS lines for a .mask file."""
-    priors = ",".join(_inside_unit(p) for p in report["paste"]["PRIORS"])
-    thresholds = ",".join(f"{t:.3g}" for t in report["paste"]["THRESHOLDS"])
-    return [f"PRIORS                 {priors} # EM (Saerens et al. 2002) on the clean inputs",
-            f"THRESHOLDS             {thresholds} # best MCC on the samples with these PRIORS"]
+    """The PRIORS and THRESHOLDS lines for a .mask file (the last two), after comment lines
+    saying what they rest on, and a caution when that is little (FEW_SAMPLES, FEW_POSITIVES)."""
+    paste = report["paste"]
+    priors = ",".join(_inside_unit(p) for p in paste["PRIORS"])
+    thresholds = ",".join(f"{t:.3g}" for t in paste["THRESHOLDS"])
+    samples, images = report["samples"], len(report["images"])
+    positives = paste.get("positives", {})
+    lines = [f"# from {samples} sample(s) of {images} clean image(s) ({paste.get('clean_pixels', 0)} clean pixels "
+             "for PRIORS); positive pixels behind each threshold: "
+             + (", ".join(f"{a} {n}" for a, n in positives.items()) or "none")
+             + " (the other classes keep the threshold in use)"]
+    few = [f"only {samples} sample(s)"] if samples < FEW_SAMPLES else []
+    thin = [a for a, n in positives.items() if n < FEW_POSITIVES]
+    if thin:
+        few.append(f"fewer than {FEW_POSITIVES} positive pixels for {', '.join(thin)}")
+    if few:
+        lines.append(f"# caution: {' and '.join(few)}: these values are uncertain; evaluate more samples "
+                     "(NSAMPLES) or clean images before using them")
+    return lines + [f"PRIORS                 {priors} # EM (Saerens et al. 2002) on the clean inputs",
+                    f"THRESHOLDS             {thresholds} # best MCC on the samples with these PRIORS"]
 
 
 def _inside_unit(p):
@@ -125,8 +151,9 @@ def report_text(report):
     return "\n".join(lines) + "\n"
 
 
-def write_report(report, text_path, json_path):
-    """Write the text and JSON reports, each complete or absent."""
+def write_report(report, text_path, json_path, overwrite=True):
+    """Write the text and JSON reports, each complete or absent; without `overwrite`, one
+    that appeared meanwhile is not replaced (OutputExistsError)."""
     text = report_text(report)
 
     def write_text(tmp):
@@ -138,8 +165,8 @@ def write_report(report, text_path, json_path):
             json.dump(_finite(report), f, indent=1)
             f.write("\n")
 
-    write_atomically(text_path, write_text)
-    write_atomically(json_path, write_json)
+    write_atomically(text_path, write_text, before_replace=refuse_existing(text_path, overwrite))
+    write_atomically(json_path, write_json, before_replace=refuse_existing(json_path, overwrite))
     return text
 
 

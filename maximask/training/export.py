@@ -10,7 +10,7 @@ the same graph writer (``maximask.onnx_graphs``) with the module's weights:
 
 It is complete or absent: written in a hidden folder beside it and renamed into place;
 the marked hidden folders of killed exports are removed by the next export into that
-directory (maximask.fitsio.remove_stale_temporaries).
+directory (maximask.outputs.remove_stale_temporaries).
 """
 import json
 import os

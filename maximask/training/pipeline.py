@@ -113,6 +113,7 @@ class Training:
         if c.NTHREADS:
             self.torch.set_num_threads(c.NTHREADS)
         self.fields, self.labels = [], []
+        self.checkpoint = checkpoint_path(c)
 
     # ------------------------------------------------------------------ inputs
 
@@ -140,6 +141,10 @@ class Training:
 
         c = self.config
         indexed = list(range(len(self.fields)))
+        if len(indexed) < 2:
+            raise ConfigError(f"{len(indexed)} clean image given (each image HDU or cube plane counts as one): "
+                              "at least 2 are needed, one kept apart for validation (VALID_FRAC of them, at "
+                              "least one): add another clean field")
         try:
             train, valid = split_fields(indexed, c.VALID_FRAC, c.SEED)
             pick = lambda ids: [self.fields[i] for i in ids]  # noqa: E731
@@ -208,12 +213,19 @@ class Training:
         """Train, validate and export; returns model.json's content."""
         from ..progress import on_terminal
         from .export import export_network
-        from .trainer import CheckpointMismatch, train
+        from .trainer import CheckpointError, load_checkpoint, train
 
         c, torch = self.config, self.torch
+        ckpt = checkpoint_path(c)
+        try:  # a damaged checkpoint is said before any work
+            if os.path.exists(ckpt):
+                load_checkpoint(ckpt)
+        except CheckpointError as exc:
+            raise ConfigError(f"{exc}: remove it or set another CHECKPOINT_NAME") from None
         train_set, valid_set, split = self.sample_sets()
         self.log(f"{len(split['training'])} image(s) for training, {len(split['validation'])} kept for validation: "
                  f"{', '.join(split['validation'])}")
+        self.log_plan()
         network = self.network()
         loss = self.loss(network, train_set)
         # drawn once: the validation losses, tables and priors all score these batches
@@ -250,7 +262,6 @@ class Training:
         reporter = Progress(c, self.log, on_terminal() and c.VERBOSE_TYPE != "QUIET")
         tag = {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.items() if k not in RESUMABLE_ACROSS}
         tag["inputs"] = [f.name for f in self.fields]
-        ckpt = checkpoint_path(c)
         if os.path.exists(ckpt):
             self.log(f"resuming from checkpoint {ckpt}")
         with torch.no_grad():
@@ -263,7 +274,7 @@ class Training:
         try:
             history = train(network, loss, batches, c.STEPS, lr=c.LEARNING_RATE, seed=c.SEED, checkpoint=ckpt,
                             every=c.CHECKPOINT_STEP, log=reporter, validate=validate, tag=tag)
-        except CheckpointMismatch as exc:
+        except CheckpointError as exc:
             raise ConfigError(f"{exc}: remove it or set CHECKPOINT_NAME") from None
         finally:
             reporter.close()
@@ -294,6 +305,25 @@ class Training:
         self.log(f"model directory {c.OUTPUT_NETWORK} written ({len(history)} steps, {seconds:.0f} s)")
         return info
 
+    def log_plan(self):
+        """Say what the run will do, and when validation is most of it (a short run)."""
+        c = self.config
+        passes = -(-c.STEPS // c.VALID_STEP) + 1  # every VALID_STEP steps, the last, and before training
+        self.log(f"{c.STEPS} training step(s) of {c.BATCH_SIZE} sample(s); validation every {c.VALID_STEP} "
+                 f"step(s) and at the end on {c.NVALID} sample(s)")
+        # a training sample costs about three network passes (forward and backward), a
+        # validation sample one; the tables and priors add a few passes at both ends
+        validation, training = (passes + 3) * c.NVALID, 3 * c.STEPS * c.BATCH_SIZE
+        if validation > training:
+            self.log(f"most of this run is validation ({passes} validation(s) of {c.NVALID} samples for "
+                     f"{c.STEPS * c.BATCH_SIZE} training samples): raise STEPS or VALID_STEP, or lower NVALID")
+
+    def moved_classes(self):
+        """Indices of the classes whose priors and thresholds a MaxiMask run re-estimates:
+        FOCUS_CLASSES, or every class without them."""
+        focus = [ABBREVIATIONS.index(a) for a in self.config.FOCUS_CLASSES if a != "NONE"]
+        return sorted(focus) if focus else list(range(len(ABBREVIATIONS)))
+
     def validation_table(self, network, valid, training_priors):
         """MaxiMask's ClassMetrics on the validation batches `valid` ([(x, labels)] tensors),
         thresholds on p' corrected from `training_priors` to the default PRIORS."""
@@ -318,9 +348,19 @@ class Training:
             self.log(f"training prior of a tracking error re-estimated on the validation set: {prior:.4f}")
             return {"training_priors": prior}
         priors = np.clip(mean_posteriors(network, inputs), 1e-9, 1 - 1e-9)  # eq. 27
+        # a run aimed at FOCUS_CLASSES moves those only: the others keep the starting
+        # network's priors and thresholds (re-estimated on a few samples, they would move
+        # every class's flags)
+        moved = self.moved_classes()
+        kept = [k for k in range(len(ABBREVIATIONS)) if k not in moved]
+        base_thresholds = self.base["thresholds"] if self.base["thresholds"] is not None else DEFAULT_THRESHOLDS
+        priors[kept] = np.asarray(self.base["training_priors"], dtype=np.float64)[kept]
         table = self.validation_table(network, valid, priors)
-        thresholds = [m.best_threshold if np.isfinite(m.best_threshold) else float(DEFAULT_THRESHOLDS[k])
-                      for k, m in enumerate(table)]
+        thresholds = [float(base_thresholds[k]) if k in kept or not np.isfinite(m.best_threshold)
+                      else m.best_threshold for k, m in enumerate(table)]
+        if kept and moved:
+            self.log(f"priors and thresholds re-estimated for {', '.join(ABBREVIATIONS[k] for k in moved)} "
+                     "(FOCUS_CLASSES); the other classes keep the starting network's")
         start = {m.abbr: m for m in before or ()}
         for m in table:
             if m.positives:

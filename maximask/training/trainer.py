@@ -7,19 +7,34 @@ step, the losses so far and the RNG state, and is replaced atomically.
 """
 import os
 import time
+import warnings
 
 import torch
 
 from maximask.outputs import write_atomically
 
 
-def load_checkpoint(path):
-    """The checkpoint dict at `path` (keys step, network, optimiser, rng, cuda_rng, history)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from (the message names it)."""
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(CheckpointError):
     """A checkpoint written by a run of another configuration (its `tag` differs)."""
+
+
+def load_checkpoint(path):
+    """The checkpoint dict at `path` (keys step, network, optimiser, rng, cuda_rng, history);
+    CheckpointError if the file is not a checkpoint (garbage, truncated, unreadable)."""
+    try:
+        with warnings.catch_warnings():  # torch warns about a garbage file's pickle protocol
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... on a bad file
+        reason = getattr(exc, "strerror", None) or "not a maxitrain checkpoint (damaged or truncated?)"
+        raise CheckpointError(f"checkpoint {path}: cannot be read: {reason}") from None
+    if not isinstance(state, dict) or not {"step", "network", "optimiser", "rng", "history"} <= set(state):
+        raise CheckpointError(f"checkpoint {path}: cannot be read: not a maxitrain checkpoint")
+    return state
 
 
 def train(network, loss, batches, steps, lr=1e-4, seed=0, checkpoint=None, every=100, log=None,
