@@ -371,7 +371,7 @@ def test_enough_samples_and_positives_give_no_caution():
 def test_a_maxieval_output_that_appears_during_the_run_is_kept_exit_1(tmp_path, monkeypatch, capsys):
     """OVERWRITE N: a report made by someone else while the run computed is not replaced; the
     run fails while writing (exit 1), where before it silently replaced it (exit 0)."""
-    from maximask import report as report_module
+    from maximask.evaluation import report as report_module
     from maximask.cli import main_eval
 
     image = tmp_path / "clean.fits"
