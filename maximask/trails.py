@@ -8,19 +8,27 @@ The published network misses real satellite trails that are knotty or end inside
 
 1. the image, background-subtracted and in noise units, is binned BIN x BIN
    (``kernels.binned_significance``: unit variance in pure noise); pixels the caller
-   excludes (saturated, defects the network flagged) are left out;
+   excludes (saturated, defects the network flagged) are left out; what the background
+   mesh left (corner swings on small images) is removed with medians over FLAT_BLOCK
+   binned px, the noise rescaled by their median absolute deviation;
 2. the binned pixels above VOTE_SIGMA vote, with weight min(z, VOTE_CAP) so bright stars do
    not dominate, into a Hough accumulator (``kernels.hough_accumulate``); each cell is
    scored against the votes a line of its length through the frame gets by chance;
 3. each of the best CANDIDATES lines is followed: the ridge (mean over +-1 binned px across
-   the line) is smoothed over SMOOTH binned px along it and compared with the same ridge
-   on parallel lines beside it (the noise, stars included); the runs above RUN_SIGMA,
+   the line) is smoothed by a running median over SMOOTH binned px along it (a star on
+   the line does not raise it) and compared with the same ridge
+   on parallel lines beside it (their median at each position: the local background);
+   the runs above RUN_SIGMA times the noise of those lines,
    merged across gaps of up to GAP px (knots, glints), give the segment's extent;
 4. a segment is kept when it is long (>= MIN_LENGTH px), mostly above noise (>= COVERAGE
-   of its length), a ridge of consistent width, and not peaked: a diffraction spike (or a
+   of its length), even (the upper quartile of its unsmoothed ridge within SPREAD times
+   the lower: a line through a chain of stars and their wings is not), a ridge of
+   consistent width, and not peaked: a diffraction spike (or a
    galaxy) falls steeply away from its star's core on each side, so a segment whose outer
    third is below DECLINE times its inner third, on every arm from its brightest point, is
-   rejected; so are segments along a pixel axis and a binned pixel wide (bad columns);
+   rejected, and so is one with a star's core on its line (saturated, left out, or above
+   CORE_SIGMA) from which the ridge falls faster than r^SPIKE_SLOPE (spikes fall as r^-2,
+   a trail crossing a star does not fall); so are segments along a pixel axis and a binned pixel wide (bad columns);
 5. TRL is flagged within MARGIN px of where the median cross profile stands above noise
    (3 sigma, and a tenth of its centre) about the segment's axis, over its extent (+-MARGIN),
    never along the whole line across the frame.
@@ -39,15 +47,22 @@ VOTE_SIGMA = 2.5     # binned significance of the pixels that vote
 VOTE_CAP = 6.0       # the largest vote of one binned pixel
 MIN_SCORE = 5.0      # Hough score (sigma of chance votes) of a candidate line
 CANDIDATES = 40      # candidate lines followed, best first
-MIN_LENGTH = 80.0    # px
+MIN_LENGTH = 100.0   # px
 RUN_SIGMA = 3.0      # smoothed ridge above this many noise sigma: on the trail
 COVERAGE = 0.7       # fraction of the extent with the smoothed ridge above 2 sigma
 GAP = 24.0           # px of ridge below noise bridged inside one segment
-SMOOTH = 8           # binned px of ridge smoothing along the line
-HALF_WIDTH = 12      # binned px sampled on each side of the line
+SMOOTH = 16          # binned px of the running median along the line
+HALF_WIDTH = 13      # binned px sampled on each side of the line
+SIDES = (8, 12)      # binned px: the parallel lines that tell the noise
+SPREAD = 5.0         # largest ratio of the ridge's upper to lower quartile along a trail
+CORE_SIGMA = 100.0   # binned significance of a star's core on a segment's axis
+SPIKE_SLOPE = -0.5   # the ridge falling faster than r^this from a core on it: a spike
+MAX_SPIKE_FRACTION = 0.5  # a segment with more of its pixels flagged SP is a spike
 DECLINE = 0.3        # outer / inner ridge ratio below which an arm is a spike's
+EXCLUDE_GROW = 1     # px by which the excluded pixels are grown
+FLAT_BLOCK = 32      # binned px of the blocks of the local background and noise
 MARGIN = 3.0         # px flagged beyond the ridge's FWHM and the segment's ends
-AXIS_DEGREES = 1.0   # a segment this close to a pixel axis spanning the frame is a defect
+AXIS_DEGREES = 1.0   # a segment this close to a pixel axis is taken for a detector's line
 #: classes whose flagged pixels the search leaves out (the network knows them better)
 EXCLUDED_CLASSES = ("HCL", "DCL", "SAT", "OV")
 TRL = ABBREVIATIONS.index("TRL")
@@ -141,15 +156,21 @@ def _sample(z, ys, xs):
     return out
 
 
-def _running_mean(values, n):
-    """Mean over a centred window of n samples, NaNs left out (NaN where all are)."""
-    finite = np.isfinite(values)
-    v = np.where(finite, values, 0.0)
-    kernel = np.ones(n)
-    sums = np.convolve(v, kernel, mode="same")
-    counts = np.convolve(finite.astype(float), kernel, mode="same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > n / 3, sums / counts, np.nan)
+def _running_median(values, n):
+    """Median over a centred window of n samples, NaNs left out (NaN where fewer than a
+    third are finite): a star on the line moves it less than half the window would."""
+    half = n // 2
+    padded = np.concatenate([np.full(half, np.nan), values, np.full(n - 1 - half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n)
+    finite = np.isfinite(windows)
+    ordered = np.sort(np.where(finite, windows, np.inf), axis=1)  # NaNs last
+    counts = finite.sum(axis=1)
+    out = np.full(values.shape, np.nan)
+    ok = counts > n / 3
+    rows = np.flatnonzero(ok)
+    lo, hi = (counts[ok] - 1) // 2, counts[ok] // 2
+    out[ok] = 0.5 * (ordered[rows, lo] + ordered[rows, hi])
+    return out
 
 
 def _nanmean(a, axis):
@@ -198,6 +219,12 @@ class _Line:
         xs = (rho + dd) * self.c - tt * self.s
         ys = (rho + dd) * self.s + tt * self.c
         self.p = _sample(z, ys, xs)  # (len(t), len(d))
+        axis = self.d == 0
+        ya, xa = ys[:, axis][:, 0], xs[:, axis][:, 0]
+        inside = (ya >= 0) & (xa >= 0) & (ya <= h - 1) & (xa <= w - 1)
+        # a star's core on the axis: left out (saturated) or very bright
+        with np.errstate(invalid="ignore"):
+            self.core = inside & (~np.isfinite(self.p[:, axis][:, 0]) | (self.p[:, axis][:, 0] >= CORE_SIGMA))
 
     def band(self, lo, hi):
         """Mean over t of the samples with lo <= |d| <= hi (or d in [lo, hi] if lo < 0)."""
@@ -240,6 +267,20 @@ def _declines(ridge, peak):
     return bool(verdicts) and all(verdicts)
 
 
+def _is_spike(line, ridge, i0, i1):
+    """True when a star's core lies on the segment's line (any of them) and the ridge
+    falls with the distance r from it as a power steeper than SPIKE_SLOPE:
+    a diffraction spike, whose light falls as r^-2, where a trail crossing a star stays."""
+    ok = np.isfinite(ridge) & (ridge > 0)
+    for a, b in _runs(line.core):
+        core = 0.5 * (line.t[a] + line.t[b - 1])  # the run's middle: the star's centre
+        r = np.abs(line.t[i0:i1] - core)
+        use = ok & (r >= 4)
+        if use.sum() >= 8 and np.polyfit(np.log(r[use]), np.log(ridge[use]), 1)[0] < SPIKE_SLOPE:
+            return True
+    return False
+
+
 def _follow(z, theta, rho):
     """The kept segments on one candidate line: list of (line, t0, t1, fwhm_b, ridge)."""
     found = []
@@ -261,8 +302,7 @@ def _follow(z, theta, rho):
                                   for t in (sub.t[0], sub.t[-1]))
             theta2 = np.arctan2(xa - xb, yb - ya) % np.pi  # the normal of direction (yb - ya, xb - xa)
             c2, s2 = np.cos(theta2), np.sin(theta2)
-            ta, tb = sorted((-xa * s2 + ya * c2, -xb * s2 + yb * c2))
-            sub = _Line(z, theta2, xa * c2 + ya * s2, ta, tb)
+            sub = _Line(z, theta2, xa * c2 + ya * s2)  # the whole line: its cores count
         for s0, s1 in _extents(sub):
             kept = _verify(sub, s0, s1)
             if kept is not None:
@@ -270,20 +310,32 @@ def _follow(z, theta, rho):
     return found
 
 
-def _noise(line):
-    """Noise sigma of the smoothed ridge, from parallel lines 7-10 binned px away."""
-    sides = np.concatenate([_running_mean(line.band(lo, hi), SMOOTH)
-                            for lo, hi in ((-10, -7), (7, 10))])
-    sides = sides[np.isfinite(sides)]
-    if sides.size < 16:
-        return np.nan
-    return max(1.4826 * float(np.median(np.abs(sides - np.median(sides)))), 0.05)
+def _contrast(line):
+    """The ridge against its surroundings along the line: (smoothed, raw, sigma).
+
+    smoothed: the running median (SMOOTH binned px) of the ridge (mean over +-1 binned px
+    across) minus that of the parallel lines SIDES binned px away on both sides, their
+    median at each position (a star or a halo beside the line raises one side, not the
+    ridge's background); raw: the same before the running median of the ridge; sigma: the
+    noise of `smoothed`, from each side line against the others (1.4826 MAD).
+    """
+    sides = np.array([_running_median(_nanmean(line.p[:, np.abs(line.d - o) <= 1], axis=1), SMOOTH)
+                      for off in SIDES for o in (-off, off)])
+    with np.errstate(all="ignore"):
+        background = np.nanmedian(sides, axis=0) if np.isfinite(sides).any() else np.full(line.t.shape, np.nan)
+        others = np.array([np.nanmedian(np.delete(sides, k, axis=0), axis=0) for k in range(len(sides))])
+    spread = (sides - others).ravel()
+    spread = spread[np.isfinite(spread)]
+    if spread.size < 16:
+        return None, None, np.nan
+    sigma = max(1.4826 * float(np.median(np.abs(spread - np.median(spread)))), 0.05)
+    raw = line.band(0, 1) - background
+    return _running_median(line.band(0, 1), SMOOTH) - background, raw, sigma
 
 
 def _extents(line):
     """Index ranges [i0, i1) of the line's t where the smoothed ridge stands above noise."""
-    ridge = _running_mean(line.band(0, 1), SMOOTH)
-    sigma = _noise(line)
+    ridge, _, sigma = _contrast(line)
     if not np.isfinite(sigma):
         return []
     above = np.nan_to_num(ridge, nan=-np.inf) > RUN_SIGMA * sigma
@@ -299,9 +351,15 @@ def _extents(line):
 
 def _verify(line, i0, i1):
     """(line, t0, t1, fwhm_b, ridge) when the extent [i0, i1) is a trail, else None."""
-    sigma = _noise(line)
-    ridge = _running_mean(line.band(0, 1), SMOOTH)[i0:i1]
-    if not np.isfinite(sigma) or np.mean(np.nan_to_num(ridge) > 2 * sigma) < COVERAGE:
+    ridge, raw, sigma = _contrast(line)
+    if not np.isfinite(sigma):
+        return None
+    ridge, raw = ridge[i0:i1], raw[i0:i1]
+    if np.mean(np.nan_to_num(ridge) > 2 * sigma) < COVERAGE:
+        return None
+    raw = raw[np.isfinite(raw)]
+    q25, q75 = np.quantile(raw, (0.25, 0.75)) if raw.size else (0.0, 0.0)
+    if not q25 > 0 or q75 > SPREAD * q25:  # a chain of stars and their wings, not a ridge
         return None
     profile = _nanmedian(line.p[i0:i1])  # medians: stars along the line do not count
     centre = np.nanmean(profile[np.abs(line.d) <= 1])
@@ -316,16 +374,54 @@ def _verify(line, i0, i1):
     widths = np.array([x for x in widths if np.isfinite(x)])
     if widths.size and np.mean((widths > 2.5 * fwhm) | (widths < fwhm / 2.5)) > 1 - COVERAGE:
         return None
-    if _declines(ridge, int(np.nanargmax(ridge))):
-        return None
-    angle = np.degrees(line.theta) % 90.0
-    if min(angle, 90.0 - angle) < 0.5 and fwhm <= 1.5:  # one column or row: a detector defect
+    if _declines(ridge, int(np.nanargmax(ridge))) or _is_spike(line, ridge, i0, i1):
         return None
     # across: as far as the median profile stands 3 sigma above noise (the median of n
     # unit-variance samples has sigma 1.25 / sqrt(n)), and above a tenth of its centre
     level = max(3 * 1.25 * sigma * np.sqrt(SMOOTH / max(i1 - i0, 1)), 0.1 * centre)
     half = _width(profile, line.d, level) / 2
     return line, line.t[i0], line.t[i1 - 1], fwhm, float(np.nanmedian(ridge)), half
+
+
+def _flatten(z, block=FLAT_BLOCK):
+    """z minus its median in blocks of `block` binned px, over 1.4826 times their median
+    absolute deviation, both interpolated bilinearly between block centres: float32.
+
+    The background mesh (BACK_SIZE px, a spline between mesh centres) can leave gradients of
+    tens of sigma in the corners of a small image; over a line they add up to a candidate.
+    """
+    h, w = z.shape
+    ny, nx = max(int(round(h / block)), 1), max(int(round(w / block)), 1)
+    ey, ex = np.linspace(0, h, ny + 1).astype(int), np.linspace(0, w, nx + 1).astype(int)
+    med = np.zeros((ny, nx))
+    mad = np.ones((ny, nx))
+    for i in range(ny):
+        for j in range(nx):
+            v = z[ey[i]:ey[i + 1], ex[j]:ex[j + 1]]
+            v = v[np.isfinite(v)]
+            if v.size >= 16:
+                med[i, j] = np.median(v)
+                mad[i, j] = max(1.4826 * np.median(np.abs(v - med[i, j])), 0.3)
+            else:
+                med[i, j], mad[i, j] = np.nan, np.nan
+    for grid, fill in ((med, 0.0), (mad, 1.0)):  # blocks without data take the others' median
+        bad = ~np.isfinite(grid)
+        grid[bad] = np.median(grid[~bad]) if (~bad).any() else fill
+
+    def axis(n, edges):  # each pixel between two block centres: lower index and weight
+        centres = 0.5 * (edges[:-1] + edges[1:]) - 0.5
+        pos = np.interp(np.arange(n), centres, np.arange(len(centres)))
+        lo = np.minimum(np.floor(pos).astype(int), max(len(centres) - 2, 0))
+        return lo, np.minimum(lo + 1, len(centres) - 1), pos - lo
+
+    (y0, y1, fy), (x0, x1, fx) = axis(h, ey), axis(w, ex)
+    fy, fx = fy[:, None], fx[None, :]
+
+    def upsample(grid):
+        return ((grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx) * (1 - fy)
+                + (grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx) * fy)
+
+    return ((z - upsample(med)) / upsample(mad)).astype(np.float32)
 
 
 def _to_pixels(yb, xb):
@@ -339,7 +435,7 @@ def find_trails(image, level=None, sigma=None, excluded=None, back_size=200, nth
     image: (h, w) pixel values (ADU). level, sigma: its background level and noise maps
     (ADU, (h, w)); None computes them as the network's preprocessing does
     (``kernels.estimate_background`` with back_size). excluded: optional (h, w), nonzero
-    where pixels must not count (saturated pixels, defects). ntheta: Hough angles (default:
+    where pixels must not count (saturated pixels, defects; grown by EXCLUDE_GROW px). ntheta: Hough angles (default:
     the binned image's larger side, at least 180). Returns a list of :class:`Segment`,
     longest first, overlapping ones merged.
     """
@@ -353,9 +449,12 @@ def find_trails(image, level=None, sigma=None, excluded=None, back_size=200, nth
     positive = sigma[np.isfinite(sigma) & (sigma > 0)]
     if positive.size:
         sigma = np.maximum(sigma, np.float32(0.5 * np.median(positive)))
+    if excluded is not None:  # the wings of saturated stars and bleeds go with them
+        excluded = _grow(np.asarray(excluded, dtype=bool), EXCLUDE_GROW)
     z = kernels.binned_significance(image, level, sigma, BIN, excluded)
     if min(z.shape) < 8 or not np.isfinite(z).any():
         return []
+    z = _flatten(z)
     ntheta = int(ntheta or max(max(z.shape), 180))
     segments = []
     candidates = _candidates(z, ntheta)
@@ -370,15 +469,14 @@ def find_trails(image, level=None, sigma=None, excluded=None, back_size=200, nth
 
 
 def _drop_patterns(segments, shape):
-    """Leave out segments along a pixel axis that span the frame (bad columns and rows,
-    overscan edges, a spectrum's sky lines) and, where three or more of those are found,
-    every segment within 5 degrees of that axis (the rest of the pattern)."""
-    h, w = shape
+    """Leave out segments within AXIS_DEGREES of a pixel axis (bad columns and rows,
+    bleed trails, overscan edges, a spectrum's sky lines, "+" spikes: far more common there
+    than trails, which fall there 1% of the time) and, where three or more of those are
+    found, every segment within 5 degrees of that axis (the rest of the pattern)."""
     kept, axes = [], []
     for seg in segments:
-        off = min(seg.angle, 180.0 - seg.angle)  # from the x axis (rows)
-        for axis, angle_off, span in ((0.0, off, w), (90.0, abs(seg.angle - 90.0), h)):
-            if angle_off < AXIS_DEGREES and seg.length >= 0.9 * span:
+        for axis in (0.0, 90.0):
+            if min(abs(seg.angle - axis), 180.0 - abs(seg.angle - axis)) < AXIS_DEGREES:
                 axes.append(axis)
                 break
         else:
@@ -401,11 +499,23 @@ def saturated_pixels(image, level, sigma, radius=2):
         plateau = image >= top - max(1e-4 * abs(top), 1e-3)
     if plateau.sum() < 4 or not top > float(np.median(level)) + 50 * float(np.median(sigma)):
         return np.zeros(image.shape, dtype=bool)
-    grown = plateau.copy()
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            src = plateau[max(-dy, 0):plateau.shape[0] - max(dy, 0), max(-dx, 0):plateau.shape[1] - max(dx, 0)]
-            grown[max(dy, 0):max(dy, 0) + src.shape[0], max(dx, 0):max(dx, 0) + src.shape[1]] |= src
+    return _grow(plateau, radius)
+
+
+def _grow(mask, radius):
+    """Dilation of a bool mask by a (2 radius + 1) square, separably."""
+    grown = mask.copy()
+    for axis in (0, 1):
+        src = grown.copy()
+        n = src.shape[axis]
+        for shift in range(1, radius + 1):
+            if shift >= n:
+                break
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(0, n - shift), slice(shift, n)
+            grown[tuple(lo)] |= src[tuple(hi)]
+            grown[tuple(hi)] |= src[tuple(lo)]
     return grown
 
 
@@ -435,7 +545,8 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     be among `classes` (else nothing is searched). FLAGS gets the TRL bit, MASKS 1 in the
     TRL plane, PROBA probability 1 there, WEIGHT 0. Saturated pixels (the image's plateau
     and the network's SAT) and the network's HCL, DCL and OV pixels are left out of the
-    search. level, sigma: the background maps if already computed (else computed here).
+    search; a segment more than MAX_SPIKE_FRACTION of whose pixels the network flags SP is
+    dropped (the real trail of issue 21 had 21% SP). level, sigma: the background maps if already computed (else computed here).
     also: optional (h, w) int FLAGS array of every class (the check-images') that gets the
     TRL bit too.
     """
@@ -450,6 +561,9 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     if flagged is not None:
         excluded |= flagged
     segments = find_trails(image, level, sigma, excluded)
+    spikes = network_flags(out, mode, classes, thresholds, ("SP",))
+    if spikes is not None:  # the network's spikes: a segment mostly on them is one
+        segments = [seg for seg in segments if spikes[segments_mask(image.shape, [seg])].mean() <= MAX_SPIKE_FRACTION]
     if not segments:
         return segments
     mask = segments_mask(image.shape, segments)
