@@ -35,6 +35,7 @@ The published network misses real satellite trails that are knotty or end inside
 
 Everything is in pixels of the full image unless said "binned".
 """
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,7 +240,9 @@ class _Line:
 def _width(profile, d, level=None):
     """FWHM (binned px) of a cross profile about d = 0: the span above half its centre
     (above `level` if given)."""
-    centre = np.nanmean(profile[np.abs(d) <= 0.5])
+    central = profile[np.abs(d) <= 0.5]
+    central = central[np.isfinite(central)]
+    centre = central.mean() if central.size else np.nan
     if not centre > 0:
         return np.nan
     above = np.where(np.isfinite(profile), profile, 0.0) >= (0.5 * centre if level is None else level)
@@ -321,7 +324,8 @@ def _contrast(line):
     """
     sides = np.array([_running_median(_nanmean(line.p[:, np.abs(line.d - o) <= 1], axis=1), SMOOTH)
                       for off in SIDES for o in (-off, off)])
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # positions with no sample: NaN
         background = np.nanmedian(sides, axis=0) if np.isfinite(sides).any() else np.full(line.t.shape, np.nan)
         others = np.array([np.nanmedian(np.delete(sides, k, axis=0), axis=0) for k in range(len(sides))])
     spread = (sides - others).ravel()
