@@ -55,6 +55,7 @@ GAP = 24.0           # px of ridge below noise bridged inside one segment
 SMOOTH = 16          # binned px of the running median along the line
 HALF_WIDTH = 13      # binned px sampled on each side of the line
 SIDES = (8, 12)      # binned px: the parallel lines that tell the noise
+MAX_EXCLUDED = 0.1   # largest fraction of a segment's axis on left-out pixels
 SPREAD = 5.0         # largest ratio of the ridge's upper to lower quartile along a trail
 CORE_SIGMA = 100.0   # binned significance of a star's core on a segment's axis
 SPIKE_SLOPE = -0.5   # the ridge falling faster than r^this from a core on it: a spike
@@ -359,6 +360,8 @@ def _verify(line, i0, i1):
     if not np.isfinite(sigma):
         return None
     ridge, raw = ridge[i0:i1], raw[i0:i1]
+    if np.mean(~np.isfinite(line.p[i0:i1, line.d == 0])) > MAX_EXCLUDED:
+        return None  # a line through what was left out (stars the network flagged), not a trail
     if np.mean(np.nan_to_num(ridge) > 2 * sigma) < COVERAGE:
         return None
     raw = raw[np.isfinite(raw)]

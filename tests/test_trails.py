@@ -145,7 +145,6 @@ def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
 
 # ------------------------------------------------------------ spikes: nothing
 
-SPIKE_SEEDS_KNOWN_TO_FAIL = (2, 7)
 
 
 def _spiky_field(seed):
@@ -153,20 +152,10 @@ def _spiky_field(seed):
     return inject(clean, classes="SAT,SP", seed=seed)
 
 
-@pytest.mark.parametrize("seed", [s for s in range(12) if s not in SPIKE_SEEDS_KNOWN_TO_FAIL])
+@pytest.mark.parametrize("seed", range(16))
 def test_saturated_stars_with_spikes_get_no_trl(seed):
     """Saturated stars (1.5-100 times saturation) with four-armed spikes, "+", "x" or any
     angle, arms up to hundreds of px: the stage flags none of them (no network flags)."""
-    image, truth = _spiky_field(seed)
-    out = np.zeros(image.shape, np.int16)
-    trails.flag_trails(image, out, "flags", [TRL], np.zeros(14))
-    assert not out.any()
-
-
-@pytest.mark.xfail(strict=True, reason="known limitation: spikes crossed by other stars' spikes "
-                                        "(seed 2: '+' spikes of stars on one row; seed 7: an arm at 8 degrees)")
-@pytest.mark.parametrize("seed", SPIKE_SEEDS_KNOWN_TO_FAIL)
-def test_spike_fields_known_to_get_trl(seed):
     image, truth = _spiky_field(seed)
     out = np.zeros(image.shape, np.int16)
     trails.flag_trails(image, out, "flags", [TRL], np.zeros(14))
