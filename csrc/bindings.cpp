@@ -13,6 +13,7 @@
 #include "background.h"
 #include "flags.h"
 #include "inpaint.h"
+#include "lines.h"
 #include "normalize.h"
 #include "tiles.h"
 
@@ -230,6 +231,38 @@ std::int64_t inpaint(const farray& image, const u8array& mask, int method,
                              max_radius, min_valid, o);
 }
 
+void binned_significance(const farray& image, const farray& level, const farray& sigma,
+                         const u8array& mask, std::int64_t bin, outarray<float> out) {
+    check_2d(image, "image");
+    check_same_size(image, level, "level");
+    check_same_size(image, sigma, "sigma");
+    if (mask.size() != 0) check_same_size(image, mask, "mask");
+    if (bin < 1) throw std::invalid_argument("bin must be >= 1");
+    const std::int64_t h = image.shape(0), w = image.shape(1);
+    check_2d(out, "out");
+    if (out.shape(0) != (h + bin - 1) / bin || out.shape(1) != (w + bin - 1) / bin)
+        throw std::invalid_argument("out must be (ceil(h / bin), ceil(w / bin))");
+    const float* im = image.data();
+    const float* lv = level.data();
+    const float* sg = sigma.data();
+    const std::uint8_t* mk = mask.size() ? mask.data() : nullptr;
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    maximask::binned_significance(im, lv, sg, mk, h, w, bin, o);
+}
+
+void hough_accumulate(const farray& z, float threshold, float cap, outarray<float> acc) {
+    check_2d(z, "z");
+    check_2d(acc, "acc");
+    const std::int64_t ntheta = acc.shape(0), nrho = acc.shape(1);
+    if (ntheta < 1 || nrho < 1) throw std::invalid_argument("acc must not be empty");
+    const std::int64_t h = z.shape(0), w = z.shape(1);
+    const float* zp = z.data();
+    float* a = acc.mutable_data();
+    py::gil_scoped_release release;
+    maximask::hough_accumulate(zp, h, w, threshold, cap, ntheta, nrho, a);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
@@ -259,6 +292,12 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("inpaint", &inpaint, py::arg("image"), py::arg("mask"), py::arg("method"),
           py::arg("max_radius"), py::arg("min_valid"), py::arg("out").noconvert(),
           "Replace the masked pixels by interpolation into out; returns the number left.");
+    m.def("binned_significance", &binned_significance, py::arg("image"), py::arg("level"),
+          py::arg("sigma"), py::arg("mask"), py::arg("bin"), py::arg("out").noconvert(),
+          "Block sums of (image - level) / sigma over sqrt(valid count) into out.");
+    m.def("hough_accumulate", &hough_accumulate, py::arg("z"), py::arg("threshold"),
+          py::arg("cap"), py::arg("acc").noconvert(),
+          "Weighted Hough accumulator (ntheta, nrho) of the pixels of z above threshold.");
     const char* sd = "Stitch a batch (N, C, h, w) of tile windows at (y0, x0) into out.";
 #define MAXIMASK_DEF_STITCH(T)                                                                 \
     m.def("stitch", &stitch<T>, py::arg("batch"), py::arg("origins"), py::arg("y0"),          \

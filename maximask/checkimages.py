@@ -35,6 +35,7 @@ class PlaneProducts:
     level: np.ndarray | None = None   # (h, w) float32 background level, ADU
     sigma: np.ndarray | None = None   # (h, w) float32 background sigma, ADU
     flags: np.ndarray | None = None   # (h, w) int16, bit k set where class k is flagged
+    trails: list = dataclasses.field(default_factory=list)  # the trail stage's maximask.trails.Segment
 
 
 class CheckImages:

@@ -387,3 +387,51 @@ def stitch(batch, origins, out, window=None, mode="proba", classes=None, factors
     _kernels.stitch(batch, origins, y0, x0, mode, sel.astype(np.int32), fac, thr,
                     bits.astype(np.int64), out)
     return out
+
+
+def binned_significance(image, level, sigma, bin=2, mask=None):
+    """Significance of bin x bin blocks: the sum of ``(image - level) / sigma`` over the
+    block's valid pixels divided by the square root of their number (pure noise: unit
+    variance), for the trail stage.
+
+    image, level, sigma: (h, w) arrays (ADU). mask: optional (h, w), nonzero where a pixel
+    is left out. Valid pixels have a finite value, a finite sigma > 0 and no mask. Returns
+    float32 (ceil(h / bin), ceil(w / bin)); a block with no valid pixel is NaN.
+    """
+    image = _image(image)
+    level = np.ascontiguousarray(level, dtype=np.float32)
+    sigma = np.ascontiguousarray(sigma, dtype=np.float32)
+    if level.shape != image.shape or sigma.shape != image.shape:
+        raise ValueError(f"level {level.shape} and sigma {sigma.shape} must have the image's shape {image.shape}")
+    if mask is None:
+        mask = np.zeros(0, dtype=np.uint8)
+    else:
+        mask = np.ascontiguousarray(mask)
+        if mask.shape != image.shape:
+            raise ValueError(f"mask {mask.shape} must have the image's shape {image.shape}")
+        mask = mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).astype(np.uint8)
+    bin = int(bin)
+    if bin < 1:
+        raise ValueError(f"bin must be >= 1, got {bin}")
+    out = np.empty((-(-image.shape[0] // bin), -(-image.shape[1] // bin)), dtype=np.float32)
+    _kernels.binned_significance(image, level, sigma, mask, bin, out)
+    return out
+
+
+def hough_accumulate(z, threshold, cap, ntheta):
+    """Weighted Hough transform (a discrete Radon transform of the thresholded map).
+
+    z: (h, w) significance map. Every pixel (y, x) with z > threshold (NaN never) adds
+    ``min(z, cap)`` to ``acc[k, r]``, r = round(x cos t_k + y sin t_k) + rho0, for the
+    angles t_k = pi k / ntheta, k < ntheta (the line's normal; x to the right, y down);
+    rho0 = ceil(hypot(h, w)), nrho = 2 rho0 + 1 (rows of offsets -rho0..rho0, px).
+    Returns float32 (ntheta, nrho).
+    """
+    z = _image(z)
+    ntheta = int(ntheta)
+    if ntheta < 1:
+        raise ValueError(f"ntheta must be >= 1, got {ntheta}")
+    rho0 = int(np.ceil(np.hypot(*z.shape)))
+    acc = np.empty((ntheta, 2 * rho0 + 1), dtype=np.float32)
+    _kernels.hough_accumulate(z, float(threshold), float(cap), acc)
+    return acc

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import __version__, errors, fitsio, inputs, kernels, outputs, workunits
+from . import __version__, errors, fitsio, inputs, kernels, outputs, trails, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .keywords import MASK_KEYWORDS
@@ -109,6 +109,9 @@ class Masker:
         if products is not None and self.checks.needs_flags:
             kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
         out = self.run_compressed(plane, desc, kept.flags)
+        if self.config.TRAIL_SEARCH:  # the trail stage, after the network (maximask.trails)
+            kept.trails = trails.flag_trails(image, out, self.mode, self.classes, self.thresholds, kept.level,
+                                             kept.sigma, self.config.BACK_SIZE, also=kept.flags)
         if self.mode == "weight":
             out[np.isnan(image)] = 0  # no data there: no weight
         if products is not None:
@@ -179,6 +182,8 @@ class Masker:
             ("MM_TILE", c.TILE_SIZE, "[pixel] network tile size"),
             ("MM_MARGN", c.TILE_MARGIN, "[pixel] tile margin not kept"),
         ]
+        if c.TRAIL_SEARCH:
+            cards.append(("MM_TRAIL", True, "trail stage: straight segments flagged TRL"))
         for plane, k in enumerate(self.classes):
             cls = CLASSES[k]
             if self.mode == "flags":
@@ -245,7 +250,7 @@ class Masker:
         """
         started = time.perf_counter()
         data, lines, failure = workunits.read_checked(unit)
-        products = [] if self.checks else None
+        products = [] if self.checks or self.config.TRAIL_SEARCH else None
         if failure:
             result = workunits.UnitResult(self.empty_output(data.shape), lines, failure)
         else:
@@ -253,6 +258,7 @@ class Masker:
                                           seconds=time.perf_counter() - started, provider=self.network.provider)
         if self.checks:
             result.data, result.products = data, products or [PlaneProducts()]
+        result.trails = sum(len(p.trails) for p in products or [])
         return result
 
     def finish_file(self, plan, results, log=None):
@@ -277,6 +283,8 @@ class Masker:
                     mpix = unit.pixels / 1e6
                     log(f"{unit.name}: {mpix:.2f} Mpix in {done.seconds:.2f} s "
                         f"({mpix / done.seconds:.2f} Mpix/s, {done.provider})")
+            if self.config.TRAIL_SEARCH:
+                header["MM_NTRL"] = (sum(results[u].trails for u in units), "trail segments the trail stage found")
             whole = units[0].plane is None
             planes = [results[unit].value for unit in units]
             entries.append((kind, planes[0] if whole else np.stack(planes), header))

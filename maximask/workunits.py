@@ -63,6 +63,7 @@ class UnitResult:
     provider: str = ""
     data: np.ndarray | None = None   # the unit's pixels, only when check-images need them
     products: list | None = None     # its checkimages.PlaneProducts, likewise
+    trails: int = 0                  # segments the trail stage found (TRAIL_SEARCH)
 
 
 def units_of(path, info):

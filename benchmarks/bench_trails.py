@@ -1,0 +1,181 @@
+"""The trail stage (TRAIL_SEARCH) against the published network alone, on simulated trails
+in held-out fields, in one run.
+
+    python3 benchmarks/bench_trails.py --quick        # a few minutes on 2 cores
+    python3 benchmarks/bench_trails.py                # more fields, the cost on 2048 x 2048
+
+Held-out fields: ``maximask.simulation.synthetic.clean_field`` (stars and galaxies) with seeds no test
+or training script uses (9000+). Two trail populations, reported apart:
+
+- "recipe": ``maximask.simulation.inject(classes="TRL")`` (the paper's §2.1.6 recipe on this
+  branch: smooth trails across the whole field, flaring ones, defocused meteors);
+- "knotty" (this benchmark's own, labelled so; not a simulation recipe of the package):
+  trails ending inside the field whose ridge is modulated by lognormal knots every 6 px
+  (std of log 0.5, the per-column peak std/mean of about 0.5 of the real trail of issue 21),
+  Gaussian cross-section FWHM 4.5 px. Truth as the recipe's: light above 0.1 noise sigma,
+  dilated 7 x 7 (paper §2.1.6).
+
+Printed, per population, for the network alone and the network + trail stage: TRL AUC
+(pooled pixels; the stage sets its pixels' TRL probability to 1), TRL recall at the default
+thresholds (prior-corrected, as ``maximask`` flags), false TRL pixels per megapixel (TRL
+outside the truth); then, for knotty trails of each length, the faintest ridge (in noise
+sigma) whose axis gets TRL over >= 80% of its length; then the stage's cost beside a whole
+``maximask`` FLAGS run of one image (2048 x 2048; 1024 x 1024 with --quick).
+"""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from maximask import kernels, synthetic, trails
+from maximask.classes import ABBREVIATIONS
+from maximask.evaluation.metrics import auc
+from maximask.masker import Masker
+from maximask.simulation import inject
+from maximask.simulation.raster import dilate, square_half_widths
+from maximask.simulation.trails import TRUTH_THRESHOLD
+
+TRL = ABBREVIATIONS.index("TRL")
+BINS = 10000
+
+
+def knotty_trail(shape, p0, p1, peak, fwhm, rng, knots=0.5, step=6.0):
+    """Light (noise sigma units) of a knotty trail from p0 to p1 (y, x); also t (along
+    from p0) and d (across) of every pixel, px. As tests/test_trails.py's."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    (y0, x0), (y1, x1) = p0, p1
+    length = np.hypot(y1 - y0, x1 - x0)
+    uy, ux = (y1 - y0) / length, (x1 - x0) / length
+    t = (yy - y0) * uy + (xx - x0) * ux
+    d = (xx - x0) * uy - (yy - y0) * ux
+    n = int(length // step) + 3
+    modulation = rng.lognormal(0, knots, n)
+    along = np.interp(t, np.arange(n) * step, modulation / np.median(modulation))
+    ends = np.clip(np.minimum(t, length - t) / 2 + 0.5, 0, 1)
+    return peak * along * ends * np.exp(-0.5 * (d / (fwhm / 2.355)) ** 2), t, d
+
+
+def knotty_sample(seed, peak, length, size=512):
+    rng = np.random.default_rng(seed)
+    clean = synthetic.clean_field((size, size), seed=9000 + seed, fwhm=rng.uniform(3.0, 4.5))
+    _, sigma = kernels.estimate_background(clean, 200)
+    angle = rng.uniform(0, np.pi)
+    half = length / 2 * np.array([np.sin(angle), np.cos(angle)])
+    cy, cx = (rng.uniform(abs(e) + 10, size - abs(e) - 10) for e in half)  # both ends inside
+    light, t, d = knotty_trail(clean.shape, (cy, cx) - half, (cy, cx) + half, peak, 4.5, rng)
+    image = (clean + light * np.median(sigma)).astype(np.float32)
+    truth = dilate(light > TRUTH_THRESHOLD, square_half_widths(7))  # the recipe's convention
+    axis = (np.abs(d) <= 2) & (t >= 0) & (t <= length)
+    return image, truth, axis
+
+
+def recipe_sample(seed, size=512):
+    clean = synthetic.clean_field((size, size), seed=9500 + seed, fwhm=3.0 + seed % 3)
+    image, truth = inject(clean, classes="TRL", seed=9500 + seed)
+    return image, truth[TRL], truth[TRL]
+
+
+class Scorer:
+    """Pooled TRL histograms and counts for one method."""
+
+    def __init__(self):
+        self.neg, self.pos = np.zeros(BINS, np.int64), np.zeros(BINS, np.int64)
+        self.hits = self.truth = self.false = self.pixels = 0
+
+    def add(self, proba, flagged, truth):
+        bins = np.minimum((proba * BINS).astype(np.int64), BINS - 1)
+        self.neg += np.bincount(bins[~truth], minlength=BINS)
+        self.pos += np.bincount(bins[truth], minlength=BINS)
+        self.hits += int((flagged & truth).sum())
+        self.truth += int(truth.sum())
+        self.false += int((flagged & ~truth).sum())
+        self.pixels += truth.size
+
+    def row(self):
+        return (auc(self.neg, self.pos), self.hits / max(self.truth, 1), self.false / (self.pixels / 1e6))
+
+
+def run_both(masker, image):
+    """(network TRL probability, network TRL flags, stage probability, stage flags, segments)."""
+    proba = masker.run(image)  # (K, h, w): every class, prior-corrected
+    plane = list(masker.classes).index(TRL)
+    net_p = proba[plane].copy()
+    net_f = net_p > masker.thresholds[TRL]
+    segments = trails.flag_trails(image, proba, "proba", masker.classes, masker.thresholds,
+                                  back_size=masker.config.BACK_SIZE)
+    return net_p, net_f, proba[plane], proba[plane] > masker.thresholds[TRL], segments
+
+
+def commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer fields, cost on 1024 x 1024")
+    parser.add_argument("--nthreads", type=int, default=2)
+    args = parser.parse_args(argv)
+    nfields = 3 if args.quick else 8
+    lengths = (100, 200, 400)
+    peaks = (2.0, 3.0, 5.0, 9.0) if args.quick else (1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 9.0, 14.0)
+    cost_size = 1024 if args.quick else 2048
+    print(f"# bench_trails: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}")
+    print(f"# command: python3 benchmarks/bench_trails.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    masker = Masker(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
+                    NTHREADS=args.nthreads)
+
+    print("\n## TRL on held-out fields (512 x 512), pooled pixels")
+    print("population   fields  method            AUC     recall  false TRL px/Mpix")
+    for name, make in (("recipe", recipe_sample),
+                       ("knotty", lambda s: knotty_sample(s, peak=(3.0, 5.0, 9.0)[s % 3], length=(200, 320, 400)[s % 3]))):
+        net, both = Scorer(), Scorer()
+        for seed in range(nfields):
+            image, truth, _ = make(seed)
+            net_p, net_f, st_p, st_f, _ = run_both(masker, image)
+            net.add(net_p, net_f, truth)
+            both.add(st_p, st_f, truth)
+        for label, scorer in (("network", net), ("network + stage", both)):
+            a, r, f = scorer.row()
+            print(f"{name:12s} {nfields:6d}  {label:16s} {a:7.4f} {r:7.3f} {f:12.0f}")
+
+    print("\n## faintest knotty trail found (axis >= 80% TRL), ridge in noise sigma; '-' none")
+    print("length px   network   network + stage")
+    for length in lengths:
+        found = {"network": None, "stage": None}
+        for peak in peaks:
+            image, truth, axis = knotty_sample(100 + int(length), peak, length)
+            net_p, net_f, st_p, st_f, _ = run_both(masker, image)
+            for key, flags in (("network", net_f), ("stage", st_f)):
+                if found[key] is None and flags[axis].mean() >= 0.8:
+                    found[key] = peak
+        print(f"{length:9d}   {found['network'] or '-':>7}   {found['stage'] or '-':>7}")
+
+    print(f"\n## cost on {cost_size} x {cost_size} (a field with one recipe trail), seconds")
+    clean = synthetic.clean_field((cost_size, cost_size), seed=9900, fwhm=3.5)
+    image, _ = inject(clean, classes="TRL", seed=9900)
+    flags_masker = Masker(VERBOSE_TYPE="QUIET", NTHREADS=args.nthreads)
+    started = time.perf_counter()
+    out = flags_masker.run(image)
+    whole = time.perf_counter() - started
+    started = time.perf_counter()
+    segments = trails.flag_trails(image, out, "flags", flags_masker.classes, flags_masker.thresholds,
+                                  back_size=200)
+    stage = time.perf_counter() - started
+    print(f"maximask FLAGS run (network, no stage) {whole:7.2f}")
+    print(f"trail stage (background included)      {stage:7.2f}  = {100 * stage / whole:.1f}% "
+          f"({len(segments)} segment(s))")
+
+
+if __name__ == "__main__":
+    main()
