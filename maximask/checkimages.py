@@ -115,10 +115,12 @@ class FileCheckImages:
         self.panels = []
 
     def add_empty(self, info):
-        """An HDU without pixels (an empty primary): copied so the HDU structure holds."""
-        for kind, entries in self.hdus.items():
-            header = info.header if kind == "CLEANED" else fitsio.output_header(info.header)
-            entries.append((info.kind, None, header))
+        """An HDU with no output (an empty primary, a table): an empty HDU keeps its place,
+        as in the mask (fitsio.empty_output)."""
+        kind, header = fitsio.empty_output(info)
+        for name, entries in self.hdus.items():
+            cleaned = name == "CLEANED" and fitsio.PLACEHOLDER_CARD not in header
+            entries.append((kind, None, info.header if cleaned else header))
 
     def add(self, info, data, products):
         """An image HDU: data (h, w) or (n, h, w) float32 as read, products one

@@ -44,7 +44,7 @@ __all__ = [
     "METADATA_KEYWORDS", "OUTPUT_MARK", "file_identities", "check_not_input", "check_writable",
     "write_atomically", "temporary_path", "temporary_output", "remove_stale_temporaries",
     "is_output_file",
-    "plan_outputs",
+    "plan_outputs", "PLACEHOLDER_CARD", "empty_output",
 ]
 
 #: Output suffix of MaxiMask (``x.fits`` -> ``x.mask.fits``).
@@ -639,6 +639,29 @@ def output_header(input_header: fits.Header | None,
         else:
             out.append(card)
     return out
+
+
+#: The card of an output HDU that only keeps the place of an input HDU that has no output
+#: (a table, a 1-D image...), so that HDU N of an output is always HDU N of its input, as
+#: SExtractor's FLAG_IMAGE needs; its value is the input HDU's XTENSION ("PRIMARY" for HDU 0).
+PLACEHOLDER_CARD = "MM_EMPTY"
+
+
+def empty_output(info: ImageHDUData) -> tuple:
+    """The ``(kind, header)`` of the data-less output HDU standing for a non-maskable input HDU.
+
+    Every writer of per-HDU outputs (mask, check-images, in-process or Dask) uses it, so
+    the outputs keep the input's HDU positions. An image HDU without data (an empty
+    primary) gives an empty image HDU with :func:`output_header`; any other HDU (table,
+    1-D or >3-D image...) gives an empty image HDU (NAXIS = 0) carrying
+    :data:`PLACEHOLDER_CARD` as well.
+    """
+    kind = info.kind if info.kind in IMAGE_KINDS else "image"
+    if info.kind in IMAGE_KINDS and (not info.shape or 0 in info.shape):
+        return kind, output_header(info.header)
+    what = str(info.header.get("XTENSION", "PRIMARY")).strip() or "PRIMARY"
+    return kind, output_header(info.header, [(PLACEHOLDER_CARD, what[:20],
+                                              "placeholder: this input HDU is not masked")])
 
 
 # --------------------------------------------------------------------------------------

@@ -173,10 +173,11 @@ def test_output_dir_mef_cube_and_nan_pixels(tmp_path, capsys):
     assert code == 0, err
     assert "100 NaN" in err
     with fits.open(tmp_path / "out" / "mef.mask.fits") as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "CUBE"]  # the table is not copied
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "", "CUBE"]
         assert hdul[0].data is None
         assert (hdul[1].data[10:20, 30:40] == 0).all()  # no data, no weight
-        assert hdul[2].data.shape == (2, 220, 260)
+        assert hdul[2].data is None and hdul[2].header["MM_EMPTY"] == "BINTABLE"  # the table's place
+        assert hdul[3].data.shape == (2, 220, 260)
 
 
 def test_hdu_selection_names_the_output(tmp_path, capsys):
