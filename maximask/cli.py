@@ -211,9 +211,9 @@ def mask_entry():
     sys.exit(main_mask())
 
 
-def _check_output_name(path, protect):
-    """OUTPUT_NAME must be creatable and never one of the inputs, whose identities are
-    `protect` (ConfigError otherwise)."""
+def _check_output_name(path, protect, overwrite=False):
+    """OUTPUT_NAME must be creatable, never one of the inputs, whose identities are
+    `protect`, and absent unless `overwrite` (ConfigError otherwise)."""
     def refuse(problem):
         return ConfigError(f"OUTPUT_NAME {path}: {problem}", keyword="OUTPUT_NAME")
 
@@ -223,6 +223,8 @@ def _check_output_name(path, protect):
         check_not_input(path, protect)
     except OutputError:
         raise refuse("is one of the inputs; it is never written over") from None
+    if os.path.lexists(path) and not overwrite:
+        raise refuse("output file already exists; set -OVERWRITE Y to replace it")
     try:
         check_writable(os.path.dirname(path) or ".")
     except OutputError as exc:
@@ -233,7 +235,7 @@ def _track_inputs(config, sources, log):
     from .tracker import Tracker
 
     protect = file_identities(s.path for s in sources)
-    _check_output_name(config.OUTPUT_NAME, protect)
+    _check_output_name(config.OUTPUT_NAME, protect, config.OVERWRITE)
     tracker = Tracker(config)
     on_cluster = config.CLUSTER.upper() != "NONE"
     if not on_cluster:  # on a cluster, the workers open the network
@@ -292,7 +294,11 @@ def write_track_output(config, results, protect=frozenset()):
         with open(tmp, "w") as f:
             f.write(text)
 
-    write_atomically(path, write, protect=protect)
+    def refuse_if_created_meanwhile():
+        if os.path.lexists(path) and not config.OVERWRITE:
+            raise OutputExistsError(path)
+
+    write_atomically(path, write, before_replace=refuse_if_created_meanwhile, protect=protect)
 
 
 def main_track(argv=None):

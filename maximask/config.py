@@ -608,6 +608,7 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
            "Output"),
     enumeration("OUTPUT_TYPE", "ASCII_HEAD", ("ASCII_HEAD", "JSON"),
                 "ASCII_HEAD (FILE SCORE lines after # headers) or JSON", "Output"),
+    boolean("OVERWRITE", False, "replace an existing OUTPUT_NAME (Y/N)", "Output"),
     dataclasses.replace(BACK_SIZE, section="Background"),
     BATCH_SIZE,
     DEVICE,

@@ -88,7 +88,7 @@ def test_json_output_and_frac_reproducibility(track_ref, tmp_path, capsys, monke
 
     def run(seed):
         assert main_track(["m.fits", "-FRAC", "0.5", "-SEED", str(seed), "-OUTPUT_TYPE", "JSON",
-                           "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", f"s{seed}.json"]) == 0
+                           "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", f"s{seed}.json", "-OVERWRITE", "Y"]) == 0
         out = json.load(open(f"s{seed}.json"))
         assert out["frac"] == 0.5 and out["prior"] == 0.05
         (entry,) = out["scores"]
