@@ -94,7 +94,14 @@ class CheckImages:
         """
         paths = {kind: self.path(source, kind) for kind in self.types}
         for kind, path in paths.items():
-            fitsio.check_not_input(path, protect)
+            try:
+                fitsio.check_not_input(path, protect)
+            except fitsio.OutputError:
+                what = (f"its {kind} check-image {path}" if checkimage_is_suffix(self.names[kind])
+                        else f"CHECKIMAGE_NAME {path} (the {kind} check-image)")
+                raise fitsio.OutputError(source.name, f"{what} is an input of this run: an output never "
+                                                      "replaces an input, whatever OVERWRITE says (change "
+                                                      "CHECKIMAGE_NAME)") from None
             if os.path.realpath(path) == os.path.realpath(main_path):
                 raise fitsio.OutputError(path, f"the {kind} check-image would overwrite the mask")
             if not self.overwrite and os.path.lexists(path):

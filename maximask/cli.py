@@ -93,8 +93,7 @@ def run_command(spec, argv, process, prog, accept=(), strict=False):
         if config.VERBOSE_TYPE != "QUIET":
             say(prog, message)
 
-    if config.VERBOSE_TYPE == "FULL":
-        log(f"configuration from {config.source}")
+    log(f"configuration from {config.source}")  # unless QUIET, as the README says
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:

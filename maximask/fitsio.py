@@ -25,11 +25,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import errno
 import mmap
 import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import warnings
 from typing import Iterable, Iterator, Sequence
@@ -153,6 +155,25 @@ def _is_output_name(filename: str, suffix: str) -> bool:
     return False
 
 
+def _not_a_file(path: str, missing: str) -> str:
+    """Why `path` is not a regular file one can read: `missing` when nothing is there, else
+    what is there (a symbolic link loop or a broken link, a FIFO, a device...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop, not a file"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        return missing if exc.errno == errno.ENOENT else _describe(exc)
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return f"not a regular file: {what}"
+    return missing
+
+
 def find_inputs(args: Iterable[str], suffix: str = DEFAULT_SUFFIX,
                 errors: list | None = None) -> list[ImageSource]:
     """Resolve command-line image arguments into the images to process, in order.
@@ -200,11 +221,11 @@ def _resolve(arg: str, suffix: str, lists: frozenset, origin: str,
             if os.path.isdir(path):
                 raise InputError(arg + where, "an HDU index applies to a file, not a directory")
             if not os.path.isfile(path):
-                raise InputError(path + where, "no such file")
+                raise InputError(path + where, _not_a_file(path, "no such file"))
             return [ImageSource(path, int(sel))]
         if arg.lower().endswith(".list"):
-            raise InputError(arg + where, "no such list file")
-        raise InputError(arg + where, "no such file or directory")
+            raise InputError(arg + where, _not_a_file(arg, "no such list file"))
+        raise InputError(arg + where, _not_a_file(arg, "no such file or directory"))
     except InputError as exc:
         errors.append(exc)
         return []
@@ -215,6 +236,8 @@ def _read_list(path: str, suffix: str, lists: frozenset, where: str,
     real = os.path.realpath(path)
     if real in lists:
         raise InputError(path + where, "list includes itself")
+    if not os.path.isfile(path):  # a FIFO would block the read
+        raise InputError(path + where, _not_a_file(path, "no such list file"))
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -483,7 +506,7 @@ def open_image(source: ImageSource | str, accept=()) -> Iterator[FitsImage]:
     if isinstance(source, str):
         source = ImageSource(source)
     if not os.path.isfile(source.path):
-        raise InputError(source.path, "no such file")
+        raise InputError(source.path, _not_a_file(source.path, "no such file"))
     hdul = None
     try:
         with _warnings_as_errors(source.path):
@@ -798,6 +821,20 @@ def check_not_input(path: str, protect: frozenset) -> None:
                                 "input, whatever OVERWRITE says (change OUTPUT_SUFFIX or OUTPUT_DIR)")
 
 
+def _directory_problem(folder: str) -> str:
+    """Why `folder`, which is not a directory, cannot take outputs: "output directory ..."."""
+    if not os.path.lexists(folder):
+        return "output directory does not exist"
+    problem = _not_a_file(folder, "")
+    if not problem:
+        return "output directory is a regular file, not a directory"
+    if problem.startswith("not a regular file: "):
+        return f"output directory is {problem[len('not a regular file: '):]}, not a directory"
+    if problem.startswith("a "):
+        return f"output directory is {problem.replace(', not a file', '')}"
+    return f"output directory: {problem}"
+
+
 def check_writable(folder: str) -> None:
     """Raise OutputError unless a file can be created in `folder` (tried, then removed).
 
@@ -805,7 +842,7 @@ def check_writable(folder: str) -> None:
     """
     folder = folder or "."
     if not os.path.isdir(folder):
-        raise OutputError(folder, "output directory does not exist")
+        raise OutputError(folder, _directory_problem(folder))
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".maximask-probe-"):
             pass
@@ -931,7 +968,8 @@ def write_atomically(path: str, write, before_replace=None, protect: frozenset =
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise OutputError(path, f"output directory {folder} does not exist")
+        raise OutputError(path, _directory_problem(folder).replace("output directory",
+                                                                   f"output directory {folder}", 1))
     if folder not in _swept:
         _swept.add(folder)
         remove_stale_temporaries(folder)
@@ -953,15 +991,15 @@ def write_atomically(path: str, write, before_replace=None, protect: frozenset =
 def image_planes(source, log=None, accept=()):
     """Yield ``(name, plane, header)`` for every image of `source` (a path or ImageSource):
     each image HDU, and each plane of a cube (``name[p]``); plane: 2-D array as read,
-    header: the HDU's header. A plane that is all zero or all NaN is said through `log`
-    and skipped; InputError (the first problem) when no plane of the file is usable.
-    accept: as open_image.
+    header: the HDU's header. A plane that is all zero or all NaN is skipped, and said
+    through `log` once another plane of the file is usable; when none is, InputError (the
+    first problem) says it instead, so each problem is said once. accept: as open_image.
     """
     log = log or (lambda line: None)
     if isinstance(source, str):
         source = find_inputs([source])[0]
     with open_image(source, accept) as image:
-        failures = []
+        failures, usable = [], False
         for info in image.maskable:
             hdu = image.read(info)
             planes = [hdu.data] if hdu.data.ndim == 2 else list(hdu.data)
@@ -971,11 +1009,16 @@ def image_planes(source, log=None, accept=()):
                     nbad = check_data(plane, name)
                 except InputError as exc:
                     failures.append(exc)
-                    log(f"{exc}: skipped")
+                    if usable:
+                        log(f"{exc}: skipped")
                     continue
+                if not usable:  # the planes skipped so far can be said now
+                    usable = True
+                    for exc in failures:
+                        log(f"{exc}: skipped")
                 if nbad:
                     log(f"{name}: {nbad} NaN or infinite pixels (estimated as 0)")
                 yield name, plane, info.header
             del hdu
-        if failures and len(failures) == len(image.maskable):
+        if not usable:
             raise failures[0]
