@@ -96,7 +96,14 @@ class CheckImages:
         """
         paths = {kind: self.path(source, kind) for kind in self.types}
         for kind, path in paths.items():
-            outputs.check_not_input(path, protect)
+            try:
+                outputs.check_not_input(path, protect)
+            except errors.OutputError:
+                what = (f"its {kind} check-image {path}" if checkimage_is_suffix(self.names[kind])
+                        else f"CHECKIMAGE_NAME {path} (the {kind} check-image)")
+                raise errors.OutputError(source.name, f"{what} is an input of this run: an output never "
+                                                      "replaces an input, whatever OVERWRITE says (change "
+                                                      "CHECKIMAGE_NAME)") from None
             if os.path.realpath(path) == os.path.realpath(main_path):
                 raise errors.OutputError(path, f"the {kind} check-image would overwrite the mask")
             if not self.overwrite and os.path.lexists(path):
@@ -117,10 +124,12 @@ class FileCheckImages:
         self.panels = []
 
     def add_empty(self, info):
-        """An HDU without pixels (an empty primary): copied so the HDU structure holds."""
-        for kind, entries in self.hdus.items():
-            header = info.header if kind == "CLEANED" else fitsio.output_header(info.header)
-            entries.append((info.kind, None, header))
+        """An HDU with no output (an empty primary, a table): an empty HDU keeps its place,
+        as in the mask (fitsio.empty_output)."""
+        kind, header = fitsio.empty_output(info)
+        for name, entries in self.hdus.items():
+            cleaned = name == "CLEANED" and fitsio.PLACEHOLDER_CARD not in header
+            entries.append((kind, None, info.header if cleaned else header))
 
     def add(self, info, data, products):
         """An image HDU: data (h, w) or (n, h, w) float32 as read, products one

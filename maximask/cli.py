@@ -121,7 +121,7 @@ def run_command(spec, argv, process, prog, accept=(), strict=False):
         if config.VERBOSE_TYPE != "QUIET":
             say(prog, message)
 
-    if config.VERBOSE_TYPE == "FULL":
+    if config.VERBOSE_TYPE == "FULL":  # an error run stays one line at NORMAL
         log(f"configuration from {config.source}")
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
@@ -253,9 +253,9 @@ def mask_entry():
     sys.exit(main_mask())
 
 
-def _check_output_name(path, protect):
-    """OUTPUT_NAME must be creatable and never one of the inputs, whose identities are
-    `protect` (ConfigError otherwise)."""
+def _check_output_name(path, protect, overwrite=False):
+    """OUTPUT_NAME must be creatable, never one of the inputs, whose identities are
+    `protect`, and absent unless `overwrite` (ConfigError otherwise)."""
     def refuse(problem):
         return ConfigError(f"OUTPUT_NAME {path}: {problem}", keyword="OUTPUT_NAME")
 
@@ -265,6 +265,8 @@ def _check_output_name(path, protect):
         check_not_input(path, protect)
     except OutputError:
         raise refuse("is one of the inputs; it is never written over") from None
+    if os.path.lexists(path) and not overwrite:
+        raise refuse("output file already exists; set -OVERWRITE Y to replace it")
     try:
         check_writable(os.path.dirname(path) or ".")
     except OutputError as exc:
@@ -275,7 +277,7 @@ def _track_inputs(config, sources, log):
     from .tracker import Tracker, write_track_output
 
     protect = file_identities(s.path for s in sources)
-    _check_output_name(config.OUTPUT_NAME, protect)
+    _check_output_name(config.OUTPUT_NAME, protect, config.OVERWRITE)
     tracker = Tracker(config)
     on_cluster = config.CLUSTER.upper() != "NONE"
     if not on_cluster:  # on a cluster, the workers open the network

@@ -6,6 +6,7 @@ Devices: ``CPU``, ``CUDA`` (needs the ``onnxruntime-gpu`` package and a GPU), or
 """
 import json
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -163,6 +164,19 @@ def resolve_device(device):
     return device
 
 
+_ORT_PREFIX = re.compile(r"^.*\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_CXX_PLACE = re.compile(r"^\S+\.(cc|cpp|h):\d+ \w+ ")
+
+
+def _load_problem(exc):
+    """ONNX Runtime's load error in one line, without its error codes and C++ source places."""
+    text = _CXX_PLACE.sub("", _ORT_PREFIX.sub("", " ".join(str(exc).split())))
+    if text.startswith("External initializer") or "external data" in text.lower():
+        return (f"its weights file is truncated or damaged ({text.rstrip('.')}): reinstall maximask, "
+                "or export the model directory again")
+    return text or type(exc).__name__
+
+
 class Network:
     """One network in one ONNX Runtime session.
 
@@ -200,7 +214,7 @@ class Network:
             self.workers = max(1, int(workers) or min(threads, CPU_MAX_WORKERS))
         options.intra_op_num_threads = max(1, threads // self.workers)
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: a load error is raised, said once below
         # The CPU arena keeps the largest activations allocated between runs and doubles
         # the peak memory; plain allocations cost no measurable time for these tensors.
         options.enable_cpu_mem_arena = self.device == "CUDA"
@@ -210,7 +224,7 @@ class Network:
         try:
             self.session = ort.InferenceSession(path, sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise EngineError(f"cannot load {path}: {exc}") from exc
+            raise EngineError(f"cannot load {path}: {_load_problem(exc)}") from exc
         if self.device == "CUDA" and self.session.get_providers()[0] != _PROVIDERS["CUDA"]:
             raise EngineError("device CUDA requested but onnxruntime could not start the CUDA provider")
         self.input_name = self.session.get_inputs()[0].name

@@ -21,12 +21,12 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError, OutputError, OutputExistsError, SkippedInput, _describe, _one_line
-from .inputs import _FITS_ENDINGS, DEFAULT_SUFFIX, OUTPUT_MARK, ImageSource, find_inputs, is_marked
+from .inputs import _FITS_ENDINGS, DEFAULT_SUFFIX, OUTPUT_MARK, ImageSource, _not_a_file, find_inputs, is_marked
 from .outputs import check_not_input, write_atomically
 
 __all__ = [
     "ImageHDUData", "FitsImage", "open_image", "read_image_hdus", "check_data", "image_planes",
-    "output_path", "output_header", "write_hdus", "METADATA_KEYWORDS",
+    "output_path", "output_header", "write_hdus", "METADATA_KEYWORDS", "PLACEHOLDER_CARD", "empty_output",
 ]
 
 
@@ -214,7 +214,7 @@ def open_image(source: ImageSource | str, accept=()) -> Iterator[FitsImage]:
     if isinstance(source, str):
         source = ImageSource(source)
     if not os.path.isfile(source.path):
-        raise InputError(source.path, "no such file")
+        raise InputError(source.path, _not_a_file(source.path, "no such file"))
     hdul = None
     try:
         with _warnings_as_errors(source.path):
@@ -372,6 +372,29 @@ def output_header(input_header: fits.Header | None,
     return out
 
 
+#: The card of an output HDU that only keeps the place of an input HDU that has no output
+#: (a table, a 1-D image...), so that HDU N of an output is always HDU N of its input, as
+#: SExtractor's FLAG_IMAGE needs; its value is the input HDU's XTENSION ("PRIMARY" for HDU 0).
+PLACEHOLDER_CARD = "MM_EMPTY"
+
+
+def empty_output(info: ImageHDUData) -> tuple:
+    """The ``(kind, header)`` of the data-less output HDU standing for a non-maskable input HDU.
+
+    Every writer of per-HDU outputs (mask, check-images, in-process or Dask) uses it, so
+    the outputs keep the input's HDU positions. An image HDU without data (an empty
+    primary) gives an empty image HDU with :func:`output_header`; any other HDU (table,
+    1-D or >3-D image...) gives an empty image HDU (NAXIS = 0) carrying
+    :data:`PLACEHOLDER_CARD` as well.
+    """
+    kind = info.kind if info.kind in IMAGE_KINDS else "image"
+    if info.kind in IMAGE_KINDS and (not info.shape or 0 in info.shape):
+        return kind, output_header(info.header)
+    what = str(info.header.get("XTENSION", "PRIMARY")).strip() or "PRIMARY"
+    return kind, output_header(info.header, [(PLACEHOLDER_CARD, what[:20],
+                                              "placeholder: this input HDU is not masked")])
+
+
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
@@ -485,15 +508,15 @@ def write_hdus(path: str, hdus: Sequence, overwrite: bool = False,
 def image_planes(source, log=None, accept=()):
     """Yield ``(name, plane, header)`` for every image of `source` (a path or ImageSource):
     each image HDU, and each plane of a cube (``name[p]``); plane: 2-D array as read,
-    header: the HDU's header. A plane that is all zero or all NaN is said through `log`
-    and skipped; InputError (the first problem) when no plane of the file is usable.
-    accept: as open_image.
+    header: the HDU's header. A plane that is all zero or all NaN is skipped, and said
+    through `log` once another plane of the file is usable; when none is, InputError (the
+    first problem) says it instead, so each problem is said once. accept: as open_image.
     """
     log = log or (lambda line: None)
     if isinstance(source, str):
         source = find_inputs([source])[0]
     with open_image(source, accept) as image:
-        failures = []
+        failures, usable = [], False
         for info in image.maskable:
             hdu = image.read(info)
             planes = [hdu.data] if hdu.data.ndim == 2 else list(hdu.data)
@@ -503,11 +526,16 @@ def image_planes(source, log=None, accept=()):
                     nbad = check_data(plane, name)
                 except InputError as exc:
                     failures.append(exc)
-                    log(f"{exc}: skipped")
+                    if usable:
+                        log(f"{exc}: skipped")
                     continue
+                if not usable:  # the planes skipped so far can be said now
+                    usable = True
+                    for exc in failures:
+                        log(f"{exc}: skipped")
                 if nbad:
                     log(f"{name}: {nbad} NaN or infinite pixels (estimated as 0)")
                 yield name, plane, info.header
             del hdu
-        if failures and len(failures) == len(image.maskable):
+        if not usable:
             raise failures[0]

@@ -16,8 +16,10 @@ A file that is one of our outputs (:func:`is_output_file`) is not an input.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
+import stat
 import warnings
 from typing import Iterable
 
@@ -79,6 +81,25 @@ def _is_output_name(filename: str, suffix: str) -> bool:
     return False
 
 
+def _not_a_file(path: str, missing: str) -> str:
+    """Why `path` is not a regular file one can read: `missing` when nothing is there, else
+    what is there (a symbolic link loop or a broken link, a FIFO, a device...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop, not a file"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+        return missing if exc.errno == errno.ENOENT else _describe(exc)
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return f"not a regular file: {what}"
+    return missing
+
+
 def find_inputs(args: Iterable[str], suffix: str = DEFAULT_SUFFIX,
                 errors: list | None = None) -> list[ImageSource]:
     """Resolve command-line image arguments into the images to process, in order.
@@ -126,11 +147,11 @@ def _resolve(arg: str, suffix: str, lists: frozenset, origin: str,
             if os.path.isdir(path):
                 raise InputError(arg + where, "an HDU index applies to a file, not a directory")
             if not os.path.isfile(path):
-                raise InputError(path + where, "no such file")
+                raise InputError(path + where, _not_a_file(path, "no such file"))
             return [ImageSource(path, int(sel))]
         if arg.lower().endswith(".list"):
-            raise InputError(arg + where, "no such list file")
-        raise InputError(arg + where, "no such file or directory")
+            raise InputError(arg + where, _not_a_file(arg, "no such list file"))
+        raise InputError(arg + where, _not_a_file(arg, "no such file or directory"))
     except InputError as exc:
         errors.append(exc)
         return []
@@ -141,6 +162,8 @@ def _read_list(path: str, suffix: str, lists: frozenset, where: str,
     real = os.path.realpath(path)
     if real in lists:
         raise InputError(path + where, "list includes itself")
+    if not os.path.isfile(path):  # a FIFO would block the read
+        raise InputError(path + where, _not_a_file(path, "no such list file"))
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()

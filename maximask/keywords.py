@@ -180,6 +180,7 @@ TRACK_KEYWORDS = ConfigSpec("maxitrack", "default.track", [
            "Output"),
     enumeration("OUTPUT_TYPE", "ASCII_HEAD", ("ASCII_HEAD", "JSON"),
                 "ASCII_HEAD (FILE SCORE lines after # headers) or JSON", "Output"),
+    boolean("OVERWRITE", False, "replace an existing OUTPUT_NAME (Y/N)", "Output"),
     dataclasses.replace(BACK_SIZE, section="Background"),
     BATCH_SIZE,
     DEVICE,
@@ -197,6 +198,19 @@ def _check_checkplots(values):
     if "NONE" in types and len(types) > 1:
         raise ConfigError(f"CHECKPLOT_TYPE: NONE cannot be combined with other plots, got "
                           f"{','.join(types)}", keyword="CHECKPLOT_TYPE")
+
+
+#: The smallest side of a maxieval sample: below 20 px the simulator's fringe and nebulosity
+#: fields degenerate (NaN pixels or numpy warnings for 1 seed in 8 at 18x18 px, most at
+#: <= 10 px; none at 20 to 40 px), and a 1-px side cannot be simulated at all.
+MIN_SAMPLE_SIDE = 32
+
+
+def _check_sample_size(values):
+    size = values["SAMPLE_SIZE"]
+    if 0 < size < MIN_SAMPLE_SIDE:
+        raise ConfigError(f"SAMPLE_SIZE: 0 (the whole image) or an integer >= {MIN_SAMPLE_SIDE} expected, "
+                          f"got {size}", keyword="SAMPLE_SIZE")
 
 
 def _mask_keyword(name, section):
@@ -225,7 +239,7 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
     # Samples
     integer("NSAMPLES", 20, "samples injected per input image (HDU or cube plane)", "Samples",
             minimum=1),
-    integer("SAMPLE_SIZE", 400, "side of the samples cut from each input (0 = whole image)",
+    integer("SAMPLE_SIZE", 400, f"side of the samples cut from each input (0 = whole image, else >= {MIN_SAMPLE_SIDE})",
             "Samples", minimum=0),
     enumeration_list("INJECT_CLASSES", LOCAL_CLASSES, LOCAL_CLASSES,
                      "contaminants injected: " + ",".join(LOCAL_CLASSES), "Samples",
@@ -271,7 +285,7 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
     NETWORK,
     # Miscellaneous
     VERBOSE_TYPE,
-], checks=[_check_tiles, _check_checkplots, _check_cr_source])
+], checks=[_check_tiles, _check_checkplots, _check_cr_source, _check_sample_size])
 
 
 def _check_training(values):

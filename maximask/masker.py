@@ -205,7 +205,7 @@ class Masker:
         """Mask every image HDU of a FITS file and write the output file; return its path.
 
         source: a path, ``path[N]`` or a :class:`maximask.inputs.ImageSource`. The output
-        keeps the input's HDU structure (tables are not copied). Raises
+        keeps the input's HDU structure (an empty HDU where a table was). Raises
         :class:`maximask.errors.InputError` (one-line message) on bad input or output
         (:class:`~maximask.errors.SkippedInput` for one of our own outputs).
         log: optional callable taking one line of text (warnings, FULL verbosity).
@@ -237,10 +237,11 @@ class Masker:
                 if info.maskable:
                     entries.append((info.kind, workunits.units_of(source.path, info),
                                     fitsio.output_header(info.header, cards), info))
-                elif info.kind == "primary":
-                    entries.append(("primary", None, fitsio.output_header(info.header), info))
-                else:
-                    log(f"{info.name}: not copied ({info.reason})")
+                else:  # an empty HDU keeps its place: HDU N of the output is HDU N of the input
+                    kind, header = fitsio.empty_output(info)
+                    entries.append((kind, None, header, info))
+                    if fitsio.PLACEHOLDER_CARD in header:
+                        log(f"{info.name}: not masked ({info.reason}): an empty HDU keeps its place")
         return workunits.FilePlan(source, path, entries, protect, checks)
 
     def run_unit(self, unit):

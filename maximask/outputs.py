@@ -17,7 +17,7 @@ import tempfile
 from typing import Iterable, Sequence
 
 from .errors import InputError, OutputError, OutputExistsError, _describe
-from .inputs import ImageSource
+from .inputs import ImageSource, _not_a_file
 
 __all__ = ["plan_outputs", "file_identities", "check_not_input", "check_writable", "write_atomically",
            "temporary_path", "temporary_output", "remove_stale_temporaries", "remove_own_temporaries",
@@ -87,6 +87,20 @@ def check_not_input(path: str, protect: frozenset) -> None:
                                 "input, whatever OVERWRITE says (change OUTPUT_SUFFIX or OUTPUT_DIR)")
 
 
+def _directory_problem(folder: str) -> str:
+    """Why `folder`, which is not a directory, cannot take outputs: "output directory ..."."""
+    if not os.path.lexists(folder):
+        return "output directory does not exist"
+    problem = _not_a_file(folder, "")
+    if not problem:
+        return "output directory is a regular file, not a directory"
+    if problem.startswith("not a regular file: "):
+        return f"output directory is {problem[len('not a regular file: '):]}, not a directory"
+    if problem.startswith("a "):
+        return f"output directory is {problem.replace(', not a file', '')}"
+    return f"output directory: {problem}"
+
+
 def check_writable(folder: str) -> None:
     """Raise OutputError unless a file can be created in `folder` (tried, then removed).
 
@@ -94,7 +108,7 @@ def check_writable(folder: str) -> None:
     """
     folder = folder or "."
     if not os.path.isdir(folder):
-        raise OutputError(folder, "output directory does not exist")
+        raise OutputError(folder, _directory_problem(folder))
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".maximask-probe-"):
             pass
@@ -250,7 +264,8 @@ def write_atomically(path: str, write, before_replace=None, protect: frozenset =
     """
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise OutputError(path, f"output directory {folder} does not exist")
+        raise OutputError(path, _directory_problem(folder).replace("output directory",
+                                                                   f"output directory {folder}", 1))
     if folder not in _swept:
         _swept.add(folder)
         remove_stale_temporaries(folder)

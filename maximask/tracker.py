@@ -24,7 +24,7 @@ import zlib
 import numpy as np
 
 from . import __version__, errors, fitsio, inputs, kernels, workunits
-from .outputs import write_atomically
+from .outputs import refuse_existing, write_atomically
 from .keywords import TRACK_KEYWORDS
 from .engine import model_info, open_network
 from .images import pixel_array
@@ -172,7 +172,8 @@ class Tracker:
 
 
 def write_track_output(config, results, protect=frozenset()):
-    """Write maxitrack's file OUTPUT_NAME (text, or JSON with OUTPUT_TYPE JSON), complete or absent.
+    """Write maxitrack's file OUTPUT_NAME (text, or JSON with OUTPUT_TYPE JSON), complete or absent;
+    OutputExistsError if it appeared during the run and OVERWRITE is N.
 
     config: a maxitrack Config (OUTPUT_NAME, OUTPUT_TYPE, NETWORK, PRIOR, FRAC, SEED);
     results: the TrackResult of each input, in order; protect: file identities never
@@ -208,4 +209,4 @@ def write_track_output(config, results, protect=frozenset()):
         with open(tmp, "w") as f:
             f.write(text)
 
-    write_atomically(path, write, protect=protect)
+    write_atomically(path, write, before_replace=refuse_existing(path, config.OVERWRITE), protect=protect)

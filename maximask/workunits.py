@@ -33,10 +33,10 @@ class WorkUnit:
 @dataclasses.dataclass
 class FilePlan:
     """A file split into units: ``source`` (an ImageSource), its ``output`` path (None for
-    maxitrack), ``entries``, one per HDU kept, in file order: ``(kind, units, header, ...)``,
-    units None for an HDU copied without data (an empty primary), the identities of the
-    files the output may never replace (``protect``) and the file's check-images (``checks``,
-    a checkimages.FileCheckImages, or None)."""
+    maxitrack), ``entries``, one per HDU, in file order: ``(kind, units, header, ...)``,
+    units None for an HDU written without data (an empty primary, a table's placeholder),
+    the identities of the files the output may never replace (``protect``) and the file's
+    check-images (``checks``, a checkimages.FileCheckImages, or None)."""
 
     source: inputs.ImageSource
     output: str | None

@@ -73,8 +73,10 @@ def test_check_images_keep_the_input_layout_and_wcs(mef_run):
     mask = mef_run["mask"]
     for kind in ("CLEANED", "BACKGROUND", "BACKGROUND_RMS"):
         out = mef_run[kind]
-        assert len(out) == len(mask) == 3                            # the table is not copied
+        assert len(out) == len(mask) == 4                            # the table keeps its place
         assert out[0].data is None
+        assert out[3].data is None and out[3].header["MM_EMPTY"] == "BINTABLE"
+        assert mask[3].header.tostring() == out[3].header.tostring()  # the mask's placeholder
         for n in (1, 2):
             hdr = out[n].header
             assert out[n].data.shape == mef_run["input"][n].data.shape

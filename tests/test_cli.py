@@ -60,7 +60,7 @@ def test_flags_output_and_metadata(tmp_path, capsys):
     before = digest(image)
     code, _, err = run(capsys, image)
     assert code == 0, err
-    assert "configuration from" not in err  # said with FULL only
+    assert err.splitlines()[0] == "maximask: configuration from internal defaults"  # unless QUIET
     assert digest(image) == before  # the input is never modified
     with fits.open(tmp_path / "a.mask.fits") as hdul:
         h = hdul[0].header
@@ -155,9 +155,17 @@ def test_one_bad_input_does_not_stop_the_others(tmp_path, capsys):
     assert (tmp_path / "g.mask.fits").exists()
 
 
+def after_configuration_line(err):
+    """stderr without its first line, which names the configuration source (unless QUIET)."""
+    first, _, rest = err.partition("\n")
+    assert first == "maximask: configuration from internal defaults"
+    return rest
+
+
 def test_unwritable_output_dir(tmp_path, capsys):
     image = write(tmp_path / "u.fits", small_field())
     code, _, err = run(capsys, image, "-OUTPUT_DIR", tmp_path / "no" / "such" / "dir")
+    err = after_configuration_line(err)
     assert code == 2 and "OUTPUT_DIR" in err and err.count("\n") == 1
 
 
@@ -174,10 +182,11 @@ def test_output_dir_mef_cube_and_nan_pixels(tmp_path, capsys):
     assert code == 0, err
     assert "100 NaN" in err
     with fits.open(tmp_path / "out" / "mef.mask.fits") as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "CUBE"]  # the table is not copied
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "", "CUBE"]
         assert hdul[0].data is None
         assert (hdul[1].data[10:20, 30:40] == 0).all()  # no data, no weight
-        assert hdul[2].data.shape == (2, 220, 260)
+        assert hdul[2].data is None and hdul[2].header["MM_EMPTY"] == "BINTABLE"  # the table's place
+        assert hdul[3].data.shape == (2, 220, 260)
 
 
 def test_hdu_selection_names_the_output(tmp_path, capsys):
@@ -201,7 +210,7 @@ def test_all_nan_or_zero_input_is_one_line_saying_no_output(tmp_path, capsys):
     zero = write(tmp_path / "zero.fits", np.zeros((100, 120), np.float32))
     code, _, err = run(capsys, zero)
     assert code == 1
-    assert err == f"maximask: {zero}[0]: all pixels are zero: nothing to mask, no output written\n"
+    assert after_configuration_line(err) == f"maximask: {zero}[0]: all pixels are zero: nothing to mask, no output written\n"
     mef = tmp_path / "mef.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.full((50, 60), np.nan, np.float32)),
                   fits.ImageHDU(small_field())]).writeto(mef)
@@ -216,6 +225,7 @@ def test_unavailable_device_is_said_once_before_any_file(tmp_path, capsys, monke
     monkeypatch.setattr(maximask.fitsio, "open_image", None)  # reading a file would crash
     a, b = write(tmp_path / "a.fits", small_field()), write(tmp_path / "b.fits", small_field(2))
     code, _, err = run(capsys, a, b, "-DEVICE", "CUDA")
+    err = after_configuration_line(err)
     assert code == 2 and err.count("\n") == 1 and err.startswith("maximask: device CUDA unavailable")
 
 
@@ -226,6 +236,7 @@ def test_unwritable_output_dir_is_found_before_any_file(tmp_path, capsys, monkey
     monkeypatch.setattr(Masker, "run_file", None)  # masking a file would crash
     image = write(tmp_path / "p.fits", small_field())
     code, _, err = run(capsys, image, "-OUTPUT_DIR", where)
+    err = after_configuration_line(err)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"maximask: OUTPUT_DIR {where}: cannot create files in this directory")
 
@@ -303,8 +314,9 @@ def test_terminal_gets_bars_and_no_stray_blank_line(tmp_path):
     screen = screen_of(output)
     while screen and screen[-1] == "":
         screen.pop()
-    assert screen[:2] == ["maximask: a.fits -> a.mask.fits", "maximask: b.fits -> b.mask.fits"]
-    assert len(screen) == 3 and screen[2].startswith("files: 100%|")  # no blank line, no leftover
+    assert screen[:3] == ["maximask: configuration from internal defaults",
+                          "maximask: a.fits -> a.mask.fits", "maximask: b.fits -> b.mask.fits"]
+    assert len(screen) == 4 and screen[3].startswith("files: 100%|")  # no blank line, no leftover
 
 
 def test_help_lists_keywords_and_the_man_page(capsys):

@@ -109,8 +109,9 @@ def test_cluster_outputs_are_the_in_process_outputs(client, inputs, tmp_path, ca
     assert capsys.readouterr().err == ""
     for expected, got in zip(_outputs(ref, inputs), _outputs(dsk, inputs)):
         assert_same_fits(expected, got)
-    with fits.open(_outputs(dsk, inputs)[1]) as mef:  # empty primary, 2 images, no table, blank
-        assert [h.name for h in mef] == ["PRIMARY", "CCD1", "CCD2", "BLANK"]
+    with fits.open(_outputs(dsk, inputs)[1]) as mef:  # empty primary, 2 images, the table's place, blank
+        assert [h.name for h in mef] == ["PRIMARY", "CCD1", "", "CCD2", "BLANK"]
+        assert mef[2].data is None and mef[2].header["MM_EMPTY"] == "BINTABLE"
         assert not mef["BLANK"].data.any()
     assert _checksums(inputs) == before
 
@@ -122,7 +123,7 @@ def test_a_log_gets_plain_lines_and_full_gives_the_scheduler_and_dashboard(clien
     assert "\r" not in err  # stderr is not a terminal: no bar
     lines = err.splitlines()
     assert f"maximask: Dask scheduler {client.scheduler.address}, dashboard {client.dashboard_link}" in lines
-    assert f"maximask: {inputs[1]}[2]: not copied (a table, not an image)" in lines
+    assert f"maximask: {inputs[1]}[2]: not masked (a table, not an image): an empty HDU keeps its place" in lines
     for unit in (f"{inputs[0]}[0]", f"{inputs[1]}[1]", f"{inputs[1]}[3]"):
         assert any(line.startswith(f"maximask: {unit}: ") and "Mpix/s, CPUExecutionProvider)" in line
                    for line in lines)
@@ -171,6 +172,9 @@ def test_check_images_of_a_cluster_run_are_the_in_process_ones(client, inputs, t
     assert names == sorted(os.listdir(dsk)) and len(names) == 6  # mask, cleaned, back of 2 files
     for name in names:
         assert_same_fits(ref / name, dsk / name)
+    for name in ("mef.mask.fits", "mef.cleaned.fits", "mef.back.fits"):  # the table's place kept
+        with fits.open(dsk / name) as hdul:
+            assert len(hdul) == 5 and hdul[2].data is None and hdul[2].header["MM_EMPTY"] == "BINTABLE"
 
 
 def test_maxitrack_scores_are_the_in_process_scores(client, track_inputs, tmp_path, capsys):

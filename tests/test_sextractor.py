@@ -93,3 +93,25 @@ def test_two_extension_mef_flags_in_sextractor(tmp_path):
     assert nearest(cat, *CR_AT, ext=1) & CR_BIT
     assert nearest(cat, *SAT_AT, ext=2) & SAT_BIT
     assert centre_flags_are_in_imaflags(cat, flags) > 0.99
+
+
+def test_mef_with_a_table_between_images_keeps_hdu_positions_for_sextractor(tmp_path):
+    """Primary, image, table, image: the mask's second image must be HDU 3, as in the input
+    (an empty placeholder stands at 2), or SExtractor says the flag image has no image data."""
+    image_path = tmp_path / "m.fits"
+    table = fits.BinTableHDU.from_columns([fits.Column("x", "E", array=np.arange(3.0))], name="CAT")
+    fits.HDUList([fits.PrimaryHDU(),
+                  fits.ImageHDU(field(51, cosmic_ray=True), name="CCD1"), table,
+                  fits.ImageHDU(field(52, saturated_star=True), name="CCD2")]).writeto(image_path)
+    assert main_mask([str(image_path), "-VERBOSE_TYPE", "QUIET"]) == 0
+    flag_path = tmp_path / "m.mask.fits"
+    with fits.open(flag_path) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "CCD1", "CAT", "CCD2"]
+        assert hdul[2].data is None and hdul[2].header["NAXIS"] == 0
+        assert hdul[2].header["MM_EMPTY"] == "BINTABLE"
+        flags = {1: hdul[1].data, 2: hdul[3].data}  # SExtractor numbers the image HDUs
+    cat = sextract(tmp_path, image_path, flag_path)  # check=True: it must succeed
+    assert set(cat["EXT_NUMBER"].astype(int)) == {1, 2}
+    assert nearest(cat, *CR_AT, ext=1) & CR_BIT
+    assert nearest(cat, *SAT_AT, ext=2) & SAT_BIT
+    assert centre_flags_are_in_imaflags(cat, flags) > 0.99

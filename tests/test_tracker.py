@@ -89,7 +89,7 @@ def test_json_output_and_frac_reproducibility(track_ref, tmp_path, capsys, monke
 
     def run(seed):
         assert main_track(["m.fits", "-FRAC", "0.5", "-SEED", str(seed), "-OUTPUT_TYPE", "JSON",
-                           "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", f"s{seed}.json"]) == 0
+                           "-VERBOSE_TYPE", "QUIET", "-OUTPUT_NAME", f"s{seed}.json", "-OVERWRITE", "Y"]) == 0
         out = json.load(open(f"s{seed}.json"))
         assert out["frac"] == 0.5 and out["prior"] == 0.05
         (entry,) = out["scores"]
@@ -153,5 +153,6 @@ def test_unwritable_output_name_is_found_before_any_file(tmp_path, capsys, monke
     image = tmp_path / "x.fits"
     fits.PrimaryHDU(np.ones((400, 400), np.float32)).writeto(image)
     assert main_track([str(image), "-OUTPUT_NAME", "/proc/scores.txt"]) == 2
-    err = capsys.readouterr().err
+    configuration, _, err = capsys.readouterr().err.partition("\n")  # the source, then the one line
+    assert configuration == "maxitrack: configuration from internal defaults"
     assert err.startswith("maxitrack: OUTPUT_NAME /proc/scores.txt: cannot create files") and err.count("\n") == 1

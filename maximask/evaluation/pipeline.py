@@ -29,7 +29,7 @@ from astropy.io import fits
 
 from .. import __version__, errors, fitsio, inputs, outputs
 from ..classes import ABBREVIATIONS, LOCAL_INDICES, NCLASSES, TRAINING_PRIORS
-from ..keywords import MASK_KEYWORDS
+from ..keywords import MASK_KEYWORDS, MIN_SAMPLE_SIDE
 from ..engine import with_model_thresholds
 from .metrics import ScoreHistograms, logit, prior_shift
 
@@ -62,10 +62,21 @@ def sample_classes(classes, probability, seed):
     return draw_classes(list(classes), probability, np.random.default_rng([seed, 1]))
 
 
+def sample_shape(shape, size):
+    """(h, w) of the samples of side `size` (0: the whole image) cut from an image of `shape`:
+    an image smaller than `size` gives samples as small as it is."""
+    h, w = shape
+    return (h, w) if size == 0 else (min(size, h), min(size, w))
+
+
+class ImageTooSmall(errors.InputError):
+    """An image with a side under MIN_SAMPLE_SIDE: no sample can be simulated from it."""
+
+
 def sample_windows(shape, size, count, seed, key):
     """(count, 4) windows (y0, x0, y1, x1) of side `size` (0: the whole image) at seeded places."""
     h, w = shape
-    sh, sw = (h, w) if size == 0 else (min(size, h), min(size, w))
+    sh, sw = sample_shape(shape, size)
     rng = np.random.default_rng([seed, key])
     y0 = rng.integers(0, h - sh + 1, size=count)
     x0 = rng.integers(0, w - sw + 1, size=count)
@@ -140,24 +151,46 @@ class Evaluation:
         return self.config.VERBOSE_TYPE == "QUIET"
 
     def run_file(self, source):
-        """Evaluate every image HDU of `source` (cube planes one by one); InputError if none."""
+        """Evaluate every image HDU of `source` (cube planes one by one); InputError if none.
+
+        An image too small to cut samples from is skipped with a line, or is the file's
+        error when no image of the file could be evaluated."""
         planes = fitsio.image_planes(source, self.log, accept=inputs.CLEAN_FIELDS)
+        small, evaluated = [], 0
         while True:
             with self.timer("reading"):
                 plane = next(planes, None)
             if plane is None:
-                return
+                break
             name, data, header = plane
-            self.run_image(data, name, fitsio.output_header(header), header)
+            try:
+                self.run_image(data, name, fitsio.output_header(header), header)
+                evaluated += 1
+            except ImageTooSmall as exc:
+                small.append(exc)
+        if small and not evaluated:
+            raise small[0]
+        for exc in small:
+            self.log(f"{exc}: skipped")
 
     def run_image(self, clean, name, header=None, raw_header=None):
         """Evaluate NSAMPLES samples of one clean 2-D image (ADU); return the pixels ignored.
-        header: the output header's base; raw_header: the input's, for its GAIN and RDNOISE."""
+        header: the output header's base; raw_header: the input's, for its GAIN and RDNOISE.
+
+        ImageTooSmall (before any work) when a sample would have a side under
+        MIN_SAMPLE_SIDE; an image smaller than SAMPLE_SIZE gives smaller samples, with a line."""
         from ..progress import progress_bar
         from ..simulation import inject
 
         c = self.config
         clean = np.ascontiguousarray(clean, dtype=np.float32)
+        (h, w), (sh, sw) = clean.shape, sample_shape(clean.shape, c.SAMPLE_SIZE)
+        if min(sh, sw) < MIN_SAMPLE_SIDE:
+            raise ImageTooSmall(name, f"{w}x{h} pixels: too small to evaluate (samples need at least "
+                                      f"{MIN_SAMPLE_SIDE} pixels a side)")
+        if c.SAMPLE_SIZE and min(h, w) < c.SAMPLE_SIZE:
+            self.log(f"{name}: {w}x{h} pixels, smaller than SAMPLE_SIZE {c.SAMPLE_SIZE}: "
+                     f"its samples are {sw}x{sh}")
         key = input_key(name)
         with self.timer("MaxiMask on the clean inputs"):
             proba = self.masker.run(clean)
