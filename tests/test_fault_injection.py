@@ -86,8 +86,7 @@ def test_output_named_like_another_input_is_refused_whatever_overwrite(tmp_path)
     before = digests(tmp_path)
     result = run(a, b, "-OUTPUT_SUFFIX", "_b.fits", "-OVERWRITE", "Y")
     assert result.returncode == 1
-    assert lines(result.stderr)[0] == "maximask: configuration from internal defaults"
-    assert lines(result.stderr)[1].startswith(f"maximask: {a}: its output {b} is an input of this run")
+    assert lines(result.stderr)[0].startswith(f"maximask: {a}: its output {b} is an input of this run")
     after = digests(tmp_path)
     assert {k: after[k] for k in before} == before          # a_b.fits untouched
     assert sorted(after) == ["a.fits", "a_b.fits", "a_b_b.fits"]  # only a_b.fits was masked
@@ -98,8 +97,7 @@ def test_maxitrack_output_name_may_not_be_an_input(tmp_path):
     before = digest(image)
     result = run(image, "-OUTPUT_NAME", image, command="maxitrack")
     assert result.returncode == 2
-    assert result.stderr == ("maxitrack: configuration from internal defaults\n"
-                             f"maxitrack: OUTPUT_NAME {image}: is one of the inputs; it is never written over\n")
+    assert result.stderr == f"maxitrack: OUTPUT_NAME {image}: is one of the inputs; it is never written over\n"
     assert digest(image) == before and os.listdir(tmp_path) == ["x.fits"]
 
 
@@ -157,8 +155,7 @@ def test_the_same_file_twice_is_processed_once(tmp_path):
     write_image(tmp_path / "x.fits")
     result = run("x.fits", "./x.fits", str(tmp_path / "x.fits"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert lines(result.stderr) == ["maximask: configuration from internal defaults",
-                                    "maximask: x.fits -> x.mask.fits"]
+    assert lines(result.stderr) == ["maximask: x.fits -> x.mask.fits"]
     assert sorted(os.listdir(tmp_path)) == ["x.fits", "x.mask.fits"]
 
 
