@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from maximask.synthetic import make_field
+from maximask.simulation.synthetic import make_field
 
 ENV = dict(os.environ, PYTHONSAFEPATH="1")
 MAINS = {"maximask": "main_mask", "maxitrack": "main_track", "maxieval": "main_eval"}
@@ -184,16 +184,20 @@ def test_an_all_zero_input_is_said_once(tmp_path, command):
 # ------------------------------------------------------------------ configuration source
 
 @pytest.mark.parametrize("command", ["maximask", "maxitrack", "maxieval"])
-def test_the_configuration_source_is_said_unless_quiet(tmp_path, command):
+def test_the_configuration_source_is_said_with_full(tmp_path, command):
+    """FULL names the configuration's source first; NORMAL does not (an error run stays one
+    line), as the manual says."""
     write_image(tmp_path / "g.fits", shape=(300, 300))
     argv = ["g.fits"] + (EVAL if command == "maxieval" else [])
-    result = run(command, *argv, cwd=tmp_path)
+    result = run(command, *argv, "-VERBOSE_TYPE", "FULL", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"{command}: configuration from internal defaults"
     default = {"maximask": "default.mask", "maxitrack": "default.track", "maxieval": "default.eval"}[command]
-    (tmp_path / default).write_text("VERBOSE_TYPE NORMAL\nOVERWRITE Y\n")
+    (tmp_path / default).write_text("VERBOSE_TYPE FULL\nOVERWRITE Y\n")
     result = run(command, *argv, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"{command}: configuration from {default}"
+    result = run(command, *argv, "-VERBOSE_TYPE", "NORMAL", cwd=tmp_path)
+    assert result.returncode == 0 and "configuration from" not in result.stderr, result.stderr
     result = run(command, *argv, "-VERBOSE_TYPE", "QUIET", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
