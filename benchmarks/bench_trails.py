@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from maximask import kernels, synthetic, trails
+from maximask import kernels, trails
+from maximask.simulation import synthetic
 from maximask.classes import ABBREVIATIONS
 from maximask.evaluation.metrics import auc
 from maximask.masker import Masker

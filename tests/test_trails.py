@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from maximask import kernels, synthetic, trails
+from maximask import kernels, trails
+from maximask.simulation import synthetic
 from maximask.classes import ABBREVIATIONS
 from maximask.simulation import inject
 
