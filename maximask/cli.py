@@ -57,6 +57,16 @@ class Preflight(ConfigError):
     output that exists without OVERWRITE or cannot be created."""
 
 
+def preflight(check, *args):
+    """Run a command's check of its run-wide outputs before any input is read: the one
+    pre-flight rule of the four commands. Any problem it finds (InputError, OutputError,
+    ConfigError) is the run's :class:`Preflight` error: one line, exit 2, nothing done."""
+    try:
+        return check(*args)
+    except InputError as exc:
+        raise Preflight(_message(exc)) from None
+
+
 def exit_status(failed=0, exc=None):
     """The exit status of a command (see the module docstring): `failed` inputs did not get
     their outputs; `exc` is what ended the run early, if anything."""
@@ -94,9 +104,10 @@ def run_command(spec, argv, process, prog, accept=(), strict=False):
     of leaving the others to be processed (maxitrain: a model of part of its inputs is
     not the model asked for).
 
-    process(config, sources, log) checks what it needs before any input is read (raising
-    ConfigError or EngineError, exit 2), processes the inputs and returns the number that
-    failed. SIGTERM is handled like SIGINT while it runs.
+    process(config, sources, log, protect) checks its run's outputs before any input is read
+    (through :func:`preflight`: exit 2, nothing done), processes the inputs and returns the
+    number that failed; protect: the inputs' identities, never written over. SIGTERM is
+    handled like SIGINT while it runs.
     """
     try:
         line = split_argv(argv, spec)
@@ -138,7 +149,8 @@ def run_command(spec, argv, process, prog, accept=(), strict=False):
                 log(f"{source.name}: skipped: a maximask output, not an image to process")
             else:
                 kept.append(source)
-        failed = len(errors) + (process(config, kept, log) if kept else 0)
+        protect = file_identities(s.path for s in kept)  # never written over, whatever OVERWRITE says
+        failed = len(errors) + (process(config, kept, log, protect) if kept else 0)
     except (ConfigError, EngineError) as exc:
         say(prog, exc)
         return exit_status(exc=exc)
@@ -189,25 +201,26 @@ def _report_failure(prog, exc, log):
 
 
 def _check_output_dir(folder):
+    """OUTPUT_DIR ("" = beside each input) must be a directory that takes files."""
+    if not folder:
+        return
     try:
         check_writable(folder)
     except OutputError as exc:
         raise ConfigError(f"OUTPUT_DIR {folder}: {exc.problem}", keyword="OUTPUT_DIR") from None
 
 
-def _mask_inputs(config, sources, log):
+def _mask_inputs(config, sources, log, protect):
     from .masker import Masker
 
-    if config.OUTPUT_DIR:
-        _check_output_dir(config.OUTPUT_DIR)
+    preflight(_check_output_dir, config.OUTPUT_DIR)
     masker = Masker(config)
     _say_model_thresholds(masker.config, log)
     on_cluster = config.CLUSTER.upper() != "NONE"
     masker.checks.check_inputs(sources)
     if not on_cluster:  # on a cluster, the workers open the network
         masker.network  # a device that cannot start is said once, before any file is read
-    protect = file_identities(s.path for s in sources)
-    planned, errors = plan_outputs(sources, masker.output_path, protect)
+    planned, errors = plan_outputs(sources, masker.output_path, protect)  # per input: exit 1
     for exc in errors:
         say("maximask", exc)
 
@@ -273,11 +286,10 @@ def _check_output_name(path, protect, overwrite=False):
         raise refuse(exc.problem) from None
 
 
-def _track_inputs(config, sources, log):
+def _track_inputs(config, sources, log, protect):
     from .tracker import Tracker, write_track_output
 
-    protect = file_identities(s.path for s in sources)
-    _check_output_name(config.OUTPUT_NAME, protect, config.OVERWRITE)
+    preflight(_check_output_name, config.OUTPUT_NAME, protect, config.OVERWRITE)
     tracker = Tracker(config)
     on_cluster = config.CLUSTER.upper() != "NONE"
     if not on_cluster:  # on a cluster, the workers open the network
@@ -312,20 +324,14 @@ def track_entry():
     sys.exit(main_track())
 
 
-def _preflight(exc):
-    """An InputError found before any input was read, as the run's Preflight error (exit 2)."""
-    return Preflight(_message(exc))
-
-
-def _eval_inputs(config, sources, log):
+def _eval_inputs(config, sources, log, protect):
     from .evaluation.pipeline import Evaluation, check_outputs, finish
 
-    protect = file_identities(s.path for s in sources)
-    try:
+    def prepare():
         check_outputs(config, protect)
-        evaluation = Evaluation(config, log, protect)  # reads DARK_FRAMES
-    except InputError as exc:
-        raise _preflight(exc) from None
+        return Evaluation(config, log, protect)  # reads DARK_FRAMES
+
+    evaluation = preflight(prepare)
     evaluation.masker.network  # a device or NETWORK that cannot start: said once, exit 2
     _say_model_thresholds(evaluation.config, log)
 
@@ -356,11 +362,10 @@ def eval_entry():
     sys.exit(main_eval())
 
 
-def _train_inputs(config, sources, log):
+def _train_inputs(config, sources, log, protect):
     from .training.pipeline import Training, check_outputs, read_labels
 
-    protect = file_identities(s.path for s in sources)
-    check_outputs(config, protect)
+    preflight(check_outputs, config, protect)
     training = Training(config, log)
     failed = 0
     if config.TRAIN_NETWORK == "MAXITRACK":  # the inputs are lists of 'file label' lines
