@@ -256,11 +256,11 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(fields, tmp_path):
     assert [r["total"] for r in b["losses"]["train"]] == [r["total"] for r in a["losses"]["train"]]
 
 
-def test_a_cuda_device_pytorch_cannot_see_is_refused(fields, tmp_path, capsys):
+def test_a_cuda_device_pytorch_cannot_see_is_refused(fields, tmp_path, capsys, monkeypatch):
     import torch
 
-    if torch.cuda.is_available():  # then DEVICE CUDA trains: the bad case is a machine without one
-        pytest.skip("this machine has CUDA")
+    # The case is a machine where PyTorch sees no CUDA device: made so on any machine.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code, err = train(capsys, *fields[1], *TINY, "-DEVICE", "CUDA", "-OUTPUT_NETWORK", tmp_path / "m")
     assert code == 2 and err == "maxitrain: DEVICE CUDA: PyTorch sees no CUDA device (use DEVICE CPU or AUTO)\n"
 

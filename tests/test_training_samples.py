@@ -41,9 +41,10 @@ def test_compression_adds_one_random_offset_per_sample():
     x = compress(image, np.random.default_rng(4))
     offset = (np.sinh(x.astype(np.float64)) * sigma + level - image)  # asinh((C - B + o) / sigma)
     sky = np.abs(image - level) < 3 * sigma  # away from the stars, where float32 rounding is small
-    assert np.ptp(offset[sky]) < 1e-2 * np.median(sigma)
-    expected = np.random.default_rng(4).normal() * np.median(sigma)  # N(0, sigma_U^2), drawn first
-    assert np.median(offset[sky]) == pytest.approx(expected, abs=1e-3 * np.median(sigma))
+    noise = float(np.median(sigma))  # ADU; a Python float (pytest.approx takes no NumPy float32)
+    assert np.ptp(offset[sky]) < 1e-2 * noise
+    expected = np.random.default_rng(4).normal() * noise  # N(0, sigma_U^2), drawn first
+    assert float(np.median(offset[sky])) == pytest.approx(expected, abs=1e-3 * noise)
 
 
 def test_rebinning_sums_2x2_blocks():

@@ -17,9 +17,31 @@ NETWORKS = ("maximask", "maxitrack")
 
 
 def _pool(x):
-    """2x2 max-pool, stride 2, with the argmax (flat per plane); odd sizes keep the last
-    row/column (ONNX ``auto_pad=SAME_UPPER``: ceil(H/2) x ceil(W/2))."""
-    return F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+    """2x2 max-pool, stride 2, with the argmax as flat indices per plane; odd sizes keep the
+    last row/column (ONNX ``auto_pad=SAME_UPPER``: ceil(H/2) x ceil(W/2)).
+
+    x (N, C, H, W) -> (values, argmax), both (N, C, ceil(H/2), ceil(W/2)). On a tie the
+    first position of the window in row-major order wins (a later one only if strictly
+    greater), as in ONNX Runtime's MaxPool Indices and TensorFlow's argmax. Flat regions
+    (saturation plateaus, ReLU zeros) tie everywhere and the unpooling scatters to the
+    argmax, so the rule is written out here rather than left to ``max_pool2d``'s CPU
+    kernel. The values are gathered at the argmax: their gradient goes to that position.
+    """
+    n, c, height, width = x.shape
+    h, w = -(-height // 2), -(-width // 2)
+    with torch.no_grad():
+        # -inf padding never wins: each window's first position is in the image.
+        window = F.pad(x, (0, 2 * w - width, 0, 2 * h - height), value=float("-inf")).view(n, c, h, 2, w, 2)
+        best = window[:, :, :, 0, :, 0]
+        argmax = torch.zeros(best.shape, dtype=torch.int64, device=x.device)
+        for (dy, dx), step in zip(((0, 1), (1, 0), (1, 1)), (1, width, width + 1)):
+            candidate = window[:, :, :, dy, :, dx]
+            wins = candidate > best
+            best = torch.where(wins, candidate, best)
+            argmax.masked_fill_(wins, step)
+        rows = torch.arange(h, device=x.device).mul_(2 * width)
+        argmax += rows[:, None] + torch.arange(w, device=x.device).mul_(2)
+    return x.flatten(2).gather(2, argmax.flatten(2)).view(argmax.shape), argmax
 
 
 def _unpool(x, indices, like):
