@@ -33,6 +33,7 @@ import numpy as np
 
 from maximask import kernels, trails
 from maximask.simulation import synthetic
+from maximask.simulation.real_trails import knotty_trail
 from maximask.classes import ABBREVIATIONS
 from maximask.evaluation.metrics import auc
 from maximask.masker import Masker
@@ -42,23 +43,6 @@ from maximask.simulation.trails import TRUTH_THRESHOLD
 
 TRL = ABBREVIATIONS.index("TRL")
 BINS = 10000
-
-
-def knotty_trail(shape, p0, p1, peak, fwhm, rng, knots=0.5, step=6.0):
-    """Light (noise sigma units) of a knotty trail from p0 to p1 (y, x); also t (along
-    from p0) and d (across) of every pixel, px. As tests/test_trails.py's."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    (y0, x0), (y1, x1) = p0, p1
-    length = np.hypot(y1 - y0, x1 - x0)
-    uy, ux = (y1 - y0) / length, (x1 - x0) / length
-    t = (yy - y0) * uy + (xx - x0) * ux
-    d = (xx - x0) * uy - (yy - y0) * ux
-    n = int(length // step) + 3
-    modulation = rng.lognormal(0, knots, n)
-    along = np.interp(t, np.arange(n) * step, modulation / np.median(modulation))
-    ends = np.clip(np.minimum(t, length - t) / 2 + 0.5, 0, 1)
-    return peak * along * ends * np.exp(-0.5 * (d / (fwhm / 2.355)) ** 2), t, d
 
 
 def knotty_sample(seed, peak, length, size=512):

@@ -218,6 +218,10 @@ def _mask_keyword(name, section):
     return dataclasses.replace(MASK_KEYWORDS.keyword(name), section=section)
 
 
+_SATUR_LEVEL = number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
+                      "Samples", minimum=0.0)
+_DARK_FRAMES = string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
+                           "Samples", min_length=0)
 _CR_SOURCE = enumeration("CR_SOURCE", "AUTO", ("AUTO", "BUILTIN", "IMSIM", "DARKS"),
                          "cosmic rays: BUILTIN, IMSIM (real hits), DARKS; AUTO = DARKS if DARK_FRAMES",
                          "Samples")
@@ -246,10 +250,8 @@ EVAL_KEYWORDS = ConfigSpec("maxieval", "default.eval", [
                      min_length=1, max_length=len(LOCAL_CLASSES), unique=True),
     integer("SEED", 0, "random seed of the sample positions and injections", "Samples",
             minimum=0),
-    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
-           "Samples", minimum=0.0),
-    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
-                "Samples", min_length=0),
+    _SATUR_LEVEL,
+    _DARK_FRAMES,
     _CR_SOURCE,
     _TRAIL_STYLE_EVAL,
     number("INJECT_PROB", 0.5, "probability of each class of INJECT_CLASSES per sample (1 = all)",
@@ -329,10 +331,8 @@ TRAIN_KEYWORDS = ConfigSpec("maxitrain", "default.train", [
             "Samples"),
     number("SEEING_FWHM", 0.0, "[pixel] FWHM of the inputs (0 = measured on each image)", "Samples",
            minimum=0.0),
-    number("SATUR_LEVEL", 0.0, "saturation level of the inputs in ADU (0 = above every clean pixel)",
-           "Samples", minimum=0.0),
-    string_list("DARK_FRAMES", (), "dark frames (FITS) to cut cosmic rays from (none: generated)",
-                "Samples", min_length=0),
+    _SATUR_LEVEL,
+    _DARK_FRAMES,
     _CR_SOURCE,
     dataclasses.replace(_TRAIL_STYLE_EVAL, default="PAPER"),
     number("OFFSET_SIGMA", 1.0, "[sigma] std of the random background offset of the compression",

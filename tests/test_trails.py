@@ -9,6 +9,7 @@ from astropy.io import fits
 
 from maximask import kernels, trails
 from maximask.simulation import synthetic
+from maximask.simulation.real_trails import knotty_trail
 from maximask.classes import ABBREVIATIONS
 from maximask.simulation import inject
 
@@ -164,25 +165,6 @@ def test_saturated_stars_with_spikes_get_no_trl(seed):
 
 
 # ------------------------------------------------------------ trails the network misses
-
-
-def knotty_trail(shape, p0, p1, peak, fwhm, rng, knots=0.5, step=6.0):
-    """A trail like the real one of issue 21: light (in units of the noise sigma) from p0
-    to p1 (y, x) px, both inside the image, a Gaussian cross-section of `fwhm` px, a ridge
-    of median `peak` modulated along by lognormal knots every `step` px (std of log
-    `knots`). Returns (light, t, d): t along from p0, d across, px, for every pixel."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    (y0, x0), (y1, x1) = p0, p1
-    length = np.hypot(y1 - y0, x1 - x0)
-    uy, ux = (y1 - y0) / length, (x1 - x0) / length
-    t = (yy - y0) * uy + (xx - x0) * ux
-    d = (xx - x0) * uy - (yy - y0) * ux
-    n = int(length // step) + 3
-    modulation = rng.lognormal(0, knots, n)
-    along = np.interp(t, np.arange(n) * step, modulation / np.median(modulation))
-    ends = np.clip(np.minimum(t, length - t) / 2 + 0.5, 0, 1)
-    return peak * along * ends * np.exp(-0.5 * (d / (fwhm / 2.355)) ** 2), t, d
 
 
 def _trail_field(seed, peak, length=320.0):

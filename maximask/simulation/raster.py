@@ -162,3 +162,15 @@ def convex_polygon(rng, box=20, vertices=(5, 6)):
         ay, ax, by, bx = py[i], px[i], py[(i + 1) % n], px[(i + 1) % n]
         inside &= (bx - ax) * (yy - ay) - (by - ay) * (xx - ax) >= 0
     return inside
+
+
+def annular_pupil(diameter):
+    """A normalised annular pupil image (30% central obstruction) of `diameter` px."""
+    r = diameter / 2.0
+    n = int(np.ceil(r)) + 1
+    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
+    rr = np.hypot(yy, xx)
+    pupil = ((rr <= r) & (rr >= 0.3 * r)).astype(np.float64)
+    if pupil.sum() == 0:
+        pupil[n, n] = 1.0
+    return pupil / pupil.sum()

@@ -42,7 +42,7 @@ apply unchanged.
 """
 import numpy as np
 
-from .raster import fft_convolve, splat
+from .raster import annular_pupil, fft_convolve, splat
 
 #: population: probability (they sum to 1)
 POPULATIONS = {"steady": 0.15, "knotty": 0.25, "tumbling": 0.15, "flaring": 0.1, "defocused": 0.15,
@@ -112,22 +112,10 @@ def _chord(shape, rng, angle=None):
     return y, x, dy, dx, max(lows), min(highs)
 
 
-def _pupil(diameter):
-    """A normalised annular pupil image (30% central obstruction) of `diameter` px."""
-    r = diameter / 2.0
-    n = int(np.ceil(r)) + 1
-    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
-    rr = np.hypot(yy, xx)
-    pupil = ((rr <= r) & (rr >= 0.3 * r)).astype(np.float64)
-    if pupil.sum() == 0:
-        pupil[n, n] = 1.0
-    return pupil / pupil.sum()
-
-
 def _defocused(kernel, diameter_m, distance_m, pixel_scale):
     """The PSF convolved with the pupil seen from `distance_m` (eq. 7), normalised."""
     theta = 180 / np.pi * 3600 * diameter_m / distance_m
-    out = fft_convolve(np.pad(_pupil(theta / pixel_scale), kernel.shape[0] // 2), kernel)
+    out = fft_convolve(np.pad(annular_pupil(theta / pixel_scale), kernel.shape[0] // 2), kernel)
     return out / out.sum()
 
 
@@ -232,3 +220,22 @@ def ridge_variation(image, start, end, half_width=3, step=1.0):
             peaks.append(image[yy, xx].max())
     peaks = np.asarray(peaks)
     return float(peaks.std() / peaks.mean()) if peaks.size > 1 and peaks.mean() > 0 else float("nan")
+
+
+def knotty_trail(shape, p0, p1, peak, fwhm, rng, knots=0.5, step=6.0):
+    """A knotty trail segment like the real one of issue 21 (for tests and benchmarks): light (in units of the noise sigma) from p0
+    to p1 (y, x) px, both inside the image, a Gaussian cross-section of `fwhm` px, a ridge
+    of median `peak` modulated along by lognormal knots every `step` px (std of log
+    `knots`). Returns (light, t, d): t along from p0, d across, px, for every pixel."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    (y0, x0), (y1, x1) = p0, p1
+    length = np.hypot(y1 - y0, x1 - x0)
+    uy, ux = (y1 - y0) / length, (x1 - x0) / length
+    t = (yy - y0) * uy + (xx - x0) * ux
+    d = (xx - x0) * uy - (yy - y0) * ux
+    n = int(length // step) + 3
+    modulation = rng.lognormal(0, knots, n)
+    along = np.interp(t, np.arange(n) * step, modulation / np.median(modulation))
+    ends = np.clip(np.minimum(t, length - t) / 2 + 0.5, 0, 1)
+    return peak * along * ends * np.exp(-0.5 * (d / (fwhm / 2.355)) ** 2), t, d

@@ -23,7 +23,7 @@ aircraft, faint trails), with the same scaling and truth rule; "paper" (the defa
 import numpy as np
 
 from . import real_trails
-from .raster import dilate, fft_convolve, splat, square_half_widths
+from .raster import annular_pupil, dilate, fft_convolve, splat, square_half_widths
 
 K_T = 6.0
 TRAIL_STYLES = ("paper", "real")
@@ -38,18 +38,6 @@ def _path(shape, rng):
     dy, dx = np.sin(angle), np.cos(angle)
     reach = 2 * np.hypot(h, w)
     return y - reach / 2 * dy, x - reach / 2 * dx, dy, dx, reach
-
-
-def _pupil(diameter):
-    """A normalised annular pupil image (30% central obstruction) of `diameter` px."""
-    r = diameter / 2.0
-    n = int(np.ceil(r)) + 1
-    yy, xx = np.mgrid[-n:n + 1, -n:n + 1]
-    rr = np.hypot(yy, xx)
-    pupil = ((rr <= r) & (rr >= 0.3 * r)).astype(np.float64)
-    if pupil.sum() == 0:
-        pupil[n, n] = 1.0
-    return pupil / pupil.sum()
 
 
 def trail_image(scene, rng, pixel_scale=0.2, population=None):
@@ -69,7 +57,7 @@ def trail_image(scene, rng, pixel_scale=0.2, population=None):
     kernel = scene.psf()
     if population == "meteor":
         theta = 180 / np.pi * 3600 * rng.uniform(2, 8) / rng.uniform(80e3, 120e3)
-        kernel = fft_convolve(np.pad(_pupil(theta / pixel_scale), kernel.shape[0] // 2), kernel)
+        kernel = fft_convolve(np.pad(annular_pupil(theta / pixel_scale), kernel.shape[0] // 2), kernel)
         kernel /= kernel.sum()
     line = splat(scene.shape, ys, xs, brightness * spacing)
     trail = np.maximum(fft_convolve(line, kernel), 0.0)
