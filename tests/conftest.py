@@ -47,3 +47,16 @@ def maxitrack_net():
     from maximask.engine import open_network
 
     return open_network("maxitrack", device="CPU")
+
+
+def write_clean_fields(folder, shape=(160, 160), fwhms=(3.0, 4.0, 5.0)):
+    """Clean synthetic fields folder/clean<i>.fits, one per FWHM (px); their paths."""
+    from astropy.io import fits
+
+    from maximask.simulation.synthetic import clean_field
+
+    paths = []
+    for i, fwhm in enumerate(fwhms):
+        paths.append(str(folder / f"clean{i}.fits"))
+        fits.PrimaryHDU(clean_field(shape, seed=i, fwhm=fwhm)).writeto(paths[-1])
+    return paths

@@ -16,7 +16,8 @@ from maximask.cli import main_eval, main_mask, main_track, main_train
 from maximask.config import dump
 from maximask.keywords import TRAIN_KEYWORDS
 from maximask.engine import PACKAGED_WEIGHTS_SHA256, EngineError, model_info
-from maximask.simulation.synthetic import clean_field, make_field
+from conftest import write_clean_fields
+from maximask.simulation.synthetic import make_field
 
 TINY = ["-SAMPLE_SIZE", "64", "-NSAMPLES", "8", "-NVALID", "4", "-BATCH_SIZE", "2", "-VALID_STEP", "2",
         "-INJECT_CLASSES", "CR,HCL,TRL,SAT", "-VERBOSE_TYPE", "QUIET"]
@@ -26,10 +27,7 @@ TINY = ["-SAMPLE_SIZE", "64", "-NSAMPLES", "8", "-NVALID", "4", "-BATCH_SIZE", "
 def fields(tmp_path_factory):
     """Three clean fields (FITS) and a label list of two 420x420 exposures for MaxiTrack."""
     root = tmp_path_factory.mktemp("fields")
-    paths = []
-    for i, fwhm in enumerate((3.0, 4.0, 5.0)):
-        paths.append(str(root / f"clean{i}.fits"))
-        fits.PrimaryHDU(clean_field((160, 160), seed=i, fwhm=fwhm)).writeto(paths[-1])
+    paths = write_clean_fields(root)
     for i in range(2):
         fits.PrimaryHDU(make_field((420, 420), seed=10 + i)).writeto(root / f"exposure{i}.fits")
     (root / "labels.txt").write_text(f"# file label\n{root}/exposure0.fits 0\n{root}/exposure1.fits 1  # trailed\n")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from conftest import write_clean_fields
 from maximask.simulation.synthetic import clean_field, make_field
 
 #: Runs one command's main(argv) with every session run logged to H18_RUNS; H18_PIXELS, if
@@ -82,12 +83,7 @@ def count(runs, word):
 
 @pytest.fixture(scope="module")
 def fields(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fields")
-    paths = []
-    for i, fwhm in enumerate((3.0, 4.0, 5.0)):
-        paths.append(str(root / f"clean{i}.fits"))
-        fits.PrimaryHDU(clean_field((160, 160), seed=i, fwhm=fwhm)).writeto(paths[-1])
-    return paths
+    return write_clean_fields(tmp_path_factory.mktemp("fields"))
 
 
 TINY = ["-SAMPLE_SIZE", "64", "-NSAMPLES", "8", "-NVALID", "4", "-BATCH_SIZE", "2", "-VALID_STEP", "2",
