@@ -8,12 +8,14 @@ Three kinds of threads share a run of :meth:`maximask.masker.Masker.run_files`:
 * the network's callers (``network.workers`` threads, 1 on CUDA) run batches of tiles
   (:class:`Flight`); ONNX Runtime releases the GIL;
 * the calling thread cuts the tiles of each batch, hands them to the network and
-  stitches what comes back, at most ``depth`` batches in flight, in submission order;
-  a file whose units are all stitched goes to a writer thread (``finish_file``).
+  stitches what comes back, at most ``depth`` batches in flight, in submission order,
+  and writes each file once its units are stitched (``finish_file``), while the reader
+  and the network go on. Writing stays on the calling thread so that SIGINT or SIGTERM
+  interrupts it and removes its temporary file, as in the sequential loop.
 
 Pixels in flight stay bounded: the units read ahead (PREFETCH_PIXELS, or one unit when it
-is larger), ``depth`` batches of tiles and probabilities, the outputs of the file being
-masked and of at most ``WRITES_AHEAD`` files being written.
+is larger), ``depth`` batches of tiles and probabilities, and the outputs of the file
+being masked.
 Every result is the sequential loop's, byte for byte: batches write disjoint windows.
 """
 import collections
@@ -32,8 +34,6 @@ from .progress import progress_counter
 DEPTH = 4
 #: Pixels of the units read and compressed ahead of the one being tiled (float32 each).
 PREFETCH_PIXELS = 1 << 24
-#: Files masked and waiting for (or in) the writer thread, beyond the one being masked.
-WRITES_AHEAD = 1
 
 
 class Flight:
@@ -269,16 +269,18 @@ def mask_files(masker, sources, log=None, protect=frozenset()):
     network = masker.network  # opened here, before any file is read
     reader = ReadAhead(masker, sources, log, protect)
     flight = Flight(network, masker.depth)
-    writer = ThreadPoolExecutor(1, thread_name_prefix="maximask-writer")
-    outcomes = collections.deque()  # (source, future of finish_file, or an exception)
+    outcomes = collections.deque()  # (source, output path or the exception that failed it)
     files = {}
 
     def finish(state):
         plan = state.plan
         if state.error is not None:
             outcomes.append((plan.source, state.error))
-        else:
-            outcomes.append((plan.source, writer.submit(masker.finish_file, plan, state.results, log)))
+            return
+        try:
+            outcomes.append((plan.source, masker.finish_file(plan, state.results, log)))
+        except (fitsio.InputError, EngineError) as exc:
+            outcomes.append((plan.source, exc))
 
     def unit_done(state, prepared, job):
         unit = prepared.unit
@@ -299,16 +301,7 @@ def mask_files(masker, sources, log=None, protect=frozenset()):
 
     def ready():
         while outcomes:
-            source, outcome = outcomes[0]
-            if not isinstance(outcome, BaseException):
-                if len(outcomes) <= WRITES_AHEAD and not outcome.done():
-                    return
-                try:
-                    outcome = outcome.result()
-                except (fitsio.InputError, EngineError) as exc:
-                    outcome = exc
-            outcomes.popleft()
-            yield source, outcome
+            yield outcomes.popleft()
 
     try:
         while True:
@@ -347,16 +340,8 @@ def mask_files(masker, sources, log=None, protect=frozenset()):
                 outcomes.append((source, exc))
             yield from ready()
         flight.drain()
-        while outcomes:
-            source, outcome = outcomes.popleft()
-            if not isinstance(outcome, BaseException):
-                try:
-                    outcome = outcome.result()
-                except (fitsio.InputError, EngineError) as exc:
-                    outcome = exc
-            yield source, outcome
+        yield from ready()
     finally:
         flight.close()
         reader.stop()
-        writer.shutdown(wait=True, cancel_futures=True)
 
