@@ -25,6 +25,7 @@ CPU; the fastest of them is marked as the default to choose.
 
     python benchmarks/bench_gpu.py --time-limit 480            # on the GPU machine
     python benchmarks/bench_gpu.py --quick --time-limit 300    # small sizes, CPU standing in
+    python benchmarks/bench_gpu.py --configs torch,tf32=off    # some configurations only
 """
 import argparse
 import os
@@ -257,7 +258,9 @@ def configurations(quick, cuda_ort, cuda_torch, compile_):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--time-limit", type=float, default=480, help="seconds; configurations left are skipped")
-    parser.add_argument("--quick", action="store_true", help="small images (768x768, 384x766) for a CPU run")
+    parser.add_argument("--quick", action="store_true", help="small images (512x512, 256x510) for a CPU run")
+    parser.add_argument("--configs", default="", help="run only the configurations whose name holds one of "
+                                                      "these comma-separated words, e.g. torch,tf32=off")
     parser.add_argument("--batches", default=None, help="BATCH_SIZE values (default 8,32 on CUDA, 8 on the CPU)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the twin (slow to start)")
     args = parser.parse_args()
@@ -271,7 +274,7 @@ def main():
     except ImportError:
         torch, cuda_torch = None, False
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
-    big, hdu_shape = (768, (384, 766)) if args.quick else (8192, (2046, 4094))
+    big, hdu_shape = (512, (256, 510)) if args.quick else (8192, (2046, 4094))
     batches = [int(b) for b in (args.batches or ("8,32" if cuda_ort or cuda_torch else "8")).split(",")]
     for line in environment():
         print(f"# {line}", flush=True)
@@ -291,7 +294,10 @@ def main():
         mpix_hdu, mpix_big = hdu_shape[0] * hdu_shape[1] / 1e6, big * big / 1e6
         print(f"# CPU reference FLAGS of the HDU: {seconds:.1f} s ({mpix_hdu / seconds:.2f} Mpix/s, "
               f"{cpu.provider}, {cpu.workers} workers)", flush=True)
+        words = [w for w in args.configs.split(",") if w]
         for name, factory in configurations(args.quick, cuda_ort, cuda_torch, args.compile):
+            if words and not any(w in name for w in words):
+                continue
             try:
                 network = factory()
                 dp = tile_dp(network, cpu, plane)
