@@ -278,7 +278,8 @@ def main():
     batches = [int(b) for b in (args.batches or ("8,32" if cuda_ort or cuda_torch else "8")).split(",")]
     for line in environment():
         print(f"# {line}", flush=True)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; image {big}x{big}, HDU {hdu_shape[0]}x{hdu_shape[1]}; "
+    now = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    print(f"# {now}; image {big}x{big}, HDU {hdu_shape[0]}x{hdu_shape[1]}; "
           f"time limit {args.time_limit:.0f} s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_gpu-") as tmp:

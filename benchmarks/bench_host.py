@@ -199,7 +199,8 @@ def main():
     dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
     cores = len(os.sched_getaffinity(0))
-    print(f"# {platform.node()} {platform.machine()}, {cores} cores; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    now = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    print(f"# {platform.node()} {platform.machine()}, {cores} cores; {now}; "
           f"maximask {maximask.__version__} at {commit}{' (modified)' if dirty else ''}; "
           f"baseline {args.baseline or 'none'}; load average {os.getloadavg()[0]:.1f}", flush=True)
     mef_shape = tuple(int(v) for v in args.mef_shape.lower().split("x"))

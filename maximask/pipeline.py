@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import fitsio, kernels, workunits
+from . import fitsio, kernels
 from .engine import EngineError
 from .progress import progress_counter
 
