@@ -64,7 +64,9 @@ void extract_tiles(const float* image, const float* level, const float* sigma, s
     // a batch of more than 64 MiB (beyond any cache): copied with non-temporal stores
     const bool stream = !compress && n * tile * tile > (std::int64_t{16} << 20);
     (void)stream;
-#pragma omp parallel
+    // a batch of a few tiles is copied on the calling thread (see stitch's kParallelWork)
+    const bool parallel = compress || n * tile * tile >= (std::int64_t{1} << 23);
+#pragma omp parallel if (parallel)
     {
 #pragma omp for collapse(2) schedule(dynamic, 64)
     for (std::int64_t b = 0; b < n; ++b) {

@@ -230,8 +230,16 @@ def _mask_inputs(config, sources, log, protect):
     if on_cluster:
         return len(errors) + _on_cluster("maximask", config, masker, planned, log, done,
                                          plan=lambda source, log: masker.plan_file(source, log, protect))
-    return len(errors) + _each_source("maximask", config, planned, lambda source: done(
-        source, masker.run_file(source, log=log, protect=protect)), log)
+    failed = len(errors)
+    quiet = config.VERBOSE_TYPE == "QUIET"
+    outcomes = masker.run_files(planned, log=log, protect=protect)  # the next file read while one is written
+    for source, outcome in progress_bar(outcomes, total=len(planned), desc="files", unit="file",
+                                        quiet=quiet or len(planned) < 2):
+        if isinstance(outcome, (InputError, EngineError)):
+            failed += _report_failure("maximask", outcome, log)
+        else:
+            done(source, outcome)
+    return failed
 
 
 def _say_model_thresholds(config, log):

@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import __version__, errors, fitsio, inputs, kernels, outputs, trails, workunits
+from . import __version__, errors, fitsio, host_pipeline, inputs, kernels, outputs, trails, workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .keywords import MASK_KEYWORDS
-from .engine import is_interrupt, model_info, open_network, with_model_thresholds
+from .engine import EngineError, is_interrupt, model_info, open_network, with_model_thresholds
 from .images import pixel_array
 from .progress import progress_bar
 
@@ -53,6 +53,9 @@ class Masker:
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
         self.checks = CheckImages(self.config)
+        #: batches in flight while the host cuts and stitches (maximask.host_pipeline); 0: the
+        #: sequential loop, one batch cut, run and stitched after the other
+        self.depth = host_pipeline.DEPTH
         self._network = None
 
     @property
@@ -100,14 +103,7 @@ class Masker:
         return self._run_plane(np.ascontiguousarray(image, dtype=np.float32), desc, products)
 
     def _run_plane(self, image, desc, products=None):
-        kept = PlaneProducts()
-        if products is not None and self.checks.needs_background:  # the same plane, with maps
-            kept.level, kept.sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
-            plane = kernels.asinh_compress(image, kept.level, kept.sigma)
-        else:
-            plane = kernels.compress_image(image, self.config.BACK_SIZE)  # each pixel once
-        if products is not None and self.checks.needs_flags:
-            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
+        plane, kept = self._compress(image, products is not None)
         out = self.run_compressed(plane, desc, kept.flags)
         if self.config.TRAIL_SEARCH:  # the trail stage, after the network (maximask.trails)
             kept.trails = trails.flag_trails(image, out, self.mode, self.classes, self.thresholds, kept.level,
@@ -118,6 +114,19 @@ class Masker:
             products.append(kept)
         return out
 
+    def _compress(self, image, with_products, in_place=False):
+        """The network's input plane of a float32 (h, w) image (written over the image if
+        in_place) and the PlaneProducts the check-images need (with_products)."""
+        kept = PlaneProducts()
+        if with_products and self.checks.needs_background:  # the same plane, with maps
+            kept.level, kept.sigma = kernels.estimate_background(image, self.config.BACK_SIZE)
+            plane = kernels.asinh_compress(image, kept.level, kept.sigma)
+        else:  # each pixel once
+            plane = kernels.compress_image(image, self.config.BACK_SIZE, out=image if in_place else None)
+        if with_products and self.checks.needs_flags:
+            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
+        return plane, kept
+
     def run_compressed(self, plane, desc=None, all_flags=None):
         """Mask the network's input plane (h, w) float32, already background-normalised and
         compressed (``kernels.compress_image`` or ``kernels.asinh_compress`` with another
@@ -126,6 +135,8 @@ class Masker:
         c = self.config
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
         plane = np.ascontiguousarray(plane, dtype=np.float32)
+        if self.depth:
+            return host_pipeline.mask_plane(self, plane, all_flags, desc)
         origins = kernels.tile_origins(plane.shape[0], plane.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
@@ -212,8 +223,27 @@ class Masker:
         protect: identities (:func:`maximask.outputs.file_identities`) of files never to be
         written over, e.g. every input of a run; the input itself always is.
         """
-        plan = self.plan_file(source, log, protect)
-        return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)
+        if not self.depth:
+            plan = self.plan_file(source, log, protect)
+            return self.finish_file(plan, {unit: self.run_unit(unit) for unit in plan.units}, log)
+        ((_, outcome),) = self.run_files([source], log, protect)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def run_files(self, sources, log=None, protect=frozenset()):
+        """Mask files one after the other as :meth:`run_file` does, the next units read and
+        compressed while the network runs and each output written while the next file is
+        masked (see maximask.host_pipeline). Yields ``(source, path)``, or ``(source, exc)``
+        with the InputError or EngineError that failed that file, in the order given."""
+        if not self.depth:
+            for source in sources:
+                try:
+                    yield source, self.run_file(source, log, protect)
+                except (errors.InputError, EngineError) as exc:
+                    yield source, exc
+            return
+        yield from host_pipeline.mask_files(self, sources, log, protect)
 
     def plan_file(self, source, log=None, protect=frozenset()):
         """Split a file into units of work (a WorkUnit per image HDU or cube plane).
@@ -260,6 +290,39 @@ class Masker:
         if self.checks:
             result.data, result.products = data, products or [PlaneProducts()]
         result.trails = sum(len(p.trails) for p in products or [])
+        return result
+
+    def prepare_unit(self, unit, data, started):
+        """A unit's pixels (float32 (h, w), ours to overwrite), checked and compressed for
+        the pipeline: a host_pipeline.Prepared. ``started``: perf_counter() before reading."""
+        prepared = host_pipeline.Prepared(unit, started)
+        prepared.shape = data.shape
+        try:
+            nbad = fitsio.check_data(data, unit.name)
+        except errors.InputError as exc:
+            prepared.failure = (exc.name, exc.problem)
+        else:
+            if nbad:
+                prepared.lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"]
+        keep = bool(self.checks) or self.mode == "weight"
+        if keep:
+            prepared.data = data
+        if not prepared.failure:
+            prepared.plane, prepared.kept = self._compress(np.ascontiguousarray(data, dtype=np.float32),
+                                                           bool(self.checks), in_place=not keep)
+        return prepared
+
+    def unit_result(self, prepared, out, all_flags, seconds=0.0):
+        """The UnitResult of a prepared unit masked into `out` (None for a failed unit)."""
+        if prepared.failure:
+            result = workunits.UnitResult(self.empty_output(prepared.shape), prepared.lines, prepared.failure)
+        else:
+            if self.mode == "weight":
+                out[np.isnan(prepared.data)] = 0  # no data there: no weight
+            result = workunits.UnitResult(out, prepared.lines, seconds=seconds, provider=self.network.provider)
+        if self.checks:
+            result.data = prepared.data
+            result.products = [prepared.kept] if prepared.kept is not None else [PlaneProducts()]
         return result
 
     def finish_file(self, plan, results, log=None):

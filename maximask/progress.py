@@ -32,3 +32,19 @@ def say(prog, message):
         tqdm.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr, flush=True)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def progress_counter(total, desc=None, unit="it", leave=False, quiet=False):
+    """A tqdm bar updated by hand (update(n), close()) on a terminal; a silent stand-in
+    otherwise or if quiet."""
+    if quiet or not on_terminal():
+        return _NoBar()
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True)
