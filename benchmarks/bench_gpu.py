@@ -18,7 +18,7 @@ Configurations (those this machine can run):
   ``torch.compile``), else on the CPU (fp32, bf16);
 * per engine: BATCH_SIZE, windowed (the ONNX graph computes only the window each tile
   keeps) or whole tiles (the twin always computes whole tiles, then crops), and the host
-  overlap (maximask.host_pipeline, ``Masker.depth``) on or off.
+  overlap (maximask._host_pipeline, ``Masker.depth``) on or off.
 
 The last column says which configurations keep every class's MCC >= 0.999 against the
 CPU; the fastest of them is marked as the default to choose.

@@ -15,7 +15,7 @@ child process per variant, interleaved, best of --repeat after a warm-up run:
   built into a temporary folder (``git worktree`` + ``pip install --target``);
 * ``depth 0``: this checkout with ``Masker.depth = 0`` (the sequential loop, kernels and
   reading as they are now);
-* ``pipelined``: this checkout as it runs by default (maximask.host_pipeline).
+* ``pipelined``: this checkout as it runs by default (maximask._host_pipeline).
 
 Printed per row: Mpix/s of wall time, Mpix per CPU-second of the child (less sensitive to
 other load on a shared machine), and whether the outputs are byte-identical to the

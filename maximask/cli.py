@@ -36,7 +36,7 @@ from .errors import InputError, OutputError, OutputExistsError, SkippedInput
 from .inputs import CLEAN_FIELDS, find_inputs, is_output_file
 from .keywords import EVAL_KEYWORDS, MASK_KEYWORDS, TRACK_KEYWORDS, TRAIN_KEYWORDS
 from .outputs import check_not_input, check_writable, file_identities, plan_outputs, remove_own_temporaries
-from .progress import progress_bar, say
+from ._progress import progress_bar, say
 
 USAGE = """\
 SYNTAX: {prog} [-c <config_file>] <image> [<image> ...] [-<keyword> <value>] ...

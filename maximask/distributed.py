@@ -10,7 +10,7 @@ Example::
     for name, scores in score_files(client, ["night/"]):
         print(name, scores)     # [TrackScore, ...] as Tracker.score_file gives
 
-The client splits each input into units (:mod:`maximask.workunits`, headers read only),
+The client splits each input into units (:mod:`maximask._workunits`, headers read only),
 submits one task per unit, and assembles a file's results in HDU order and writes it
 atomically once, through the same ``plan_file`` / ``run_unit`` / ``finish_file`` of
 Masker and Tracker as an in-process run: the outputs are the same byte for byte (but for
@@ -36,7 +36,7 @@ import uuid
 from . import errors
 from .inputs import DEFAULT_SUFFIX, ImageSource, find_inputs
 from .engine import EngineError
-from .progress import on_terminal
+from ._progress import on_terminal
 
 __all__ = ["ClusterError", "mask_files", "score_files", "process_files", "cluster_client",
            "task_resources", "run_on_cluster"]

@@ -19,7 +19,7 @@ from .classes import TRAINING_PRIORS
 MODELS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 #: The description a model directory carries (written by maximask.training.export).
 MODEL_INFO_FILE = "model.json"
-#: SHA-256 of the packaged networks' weights (maximask.onnx_graphs.weights_digest; a test
+#: SHA-256 of the packaged networks' weights (maximask._onnx_graphs.weights_digest; a test
 #: recomputes them), the identity a model directory's model.json gives as weights_sha256.
 PACKAGED_WEIGHTS_SHA256 = {
     "maximask": "60c73a239e208abb89d69958a92edcb196c7ad7d0eccbb0101249edef9c93f3f",

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import __version__, errors, fitsio, host_pipeline, inputs, kernels, outputs, trails, workunits
+from . import __version__, errors, fitsio, _host_pipeline, inputs, kernels, outputs, trails, _workunits
 from .checkimages import CheckImages, PlaneProducts
 from .classes import ABBREVIATIONS, CLASSES
 from .keywords import MASK_KEYWORDS
 from .engine import EngineError, is_interrupt, model_info, open_network, with_model_thresholds
-from .images import pixel_array
-from .progress import progress_bar
+from ._images import pixel_array
+from ._progress import progress_bar
 
 #: OUTPUT_TYPE -> (stitch mode, what each output HDU holds)
 OUTPUT_TYPES = {
@@ -53,9 +53,9 @@ class Masker:
         top_bit = max((k for k in self.classes if k != kernels.BACKGROUND_CLASS), default=0)
         self.flag_dtype = np.int16 if top_bit <= 14 else np.int32
         self.checks = CheckImages(self.config)
-        #: batches in flight while the host cuts and stitches (maximask.host_pipeline); 0: the
+        #: batches in flight while the host cuts and stitches (maximask._host_pipeline); 0: the
         #: sequential loop, one batch cut, run and stitched after the other
-        self.depth = host_pipeline.DEPTH
+        self.depth = _host_pipeline.DEPTH
         self._network = None
 
     @property
@@ -136,7 +136,7 @@ class Masker:
         tile, margin, batch_size = c.TILE_SIZE, c.TILE_MARGIN, c.BATCH_SIZE
         plane = np.ascontiguousarray(plane, dtype=np.float32)
         if self.depth:
-            return host_pipeline.mask_plane(self, plane, all_flags, desc)
+            return _host_pipeline.mask_plane(self, plane, all_flags, desc)
         origins = kernels.tile_origins(plane.shape[0], plane.shape[1], tile, margin)
         # Tiles that keep the same window (interior, first/last row or column) are batched
         # together: the network computes only the window's probabilities.
@@ -234,7 +234,7 @@ class Masker:
     def run_files(self, sources, log=None, protect=frozenset()):
         """Mask files one after the other as :meth:`run_file` does, the next units read and
         compressed while the network runs and each output written while the next file is
-        masked (see maximask.host_pipeline). Yields ``(source, path)``, or ``(source, exc)``
+        masked (see maximask._host_pipeline). Yields ``(source, path)``, or ``(source, exc)``
         with the InputError or EngineError that failed that file, in the order given."""
         if not self.depth:
             for source in sources:
@@ -243,7 +243,7 @@ class Masker:
                 except (errors.InputError, EngineError) as exc:
                     yield source, exc
             return
-        yield from host_pipeline.mask_files(self, sources, log, protect)
+        yield from _host_pipeline.mask_files(self, sources, log, protect)
 
     def plan_file(self, source, log=None, protect=frozenset()):
         """Split a file into units of work (a WorkUnit per image HDU or cube plane).
@@ -265,14 +265,14 @@ class Masker:
         with fitsio.open_image(source) as image:
             for info in image.hdus:
                 if info.maskable:
-                    entries.append((info.kind, workunits.units_of(source.path, info),
+                    entries.append((info.kind, _workunits.units_of(source.path, info),
                                     fitsio.output_header(info.header, cards), info))
                 else:  # an empty HDU keeps its place: HDU N of the output is HDU N of the input
                     kind, header = fitsio.empty_output(info)
                     entries.append((kind, None, header, info))
                     if fitsio.PLACEHOLDER_CARD in header:
                         log(f"{info.name}: not masked ({info.reason}): an empty HDU keeps its place")
-        return workunits.FilePlan(source, path, entries, protect, checks)
+        return _workunits.FilePlan(source, path, entries, protect, checks)
 
     def run_unit(self, unit):
         """Mask one unit (an image HDU or cube plane), reading its pixels: a UnitResult.
@@ -280,12 +280,12 @@ class Masker:
         With check-images, the result also carries the pixels and the plane's products.
         """
         started = time.perf_counter()
-        data, lines, failure = workunits.read_checked(unit)
+        data, lines, failure = _workunits.read_checked(unit)
         products = [] if self.checks or self.config.TRAIL_SEARCH else None
         if failure:
-            result = workunits.UnitResult(self.empty_output(data.shape), lines, failure)
+            result = _workunits.UnitResult(self.empty_output(data.shape), lines, failure)
         else:
-            result = workunits.UnitResult(self._run_checked(data, desc=unit.name, products=products), lines,
+            result = _workunits.UnitResult(self._run_checked(data, desc=unit.name, products=products), lines,
                                           seconds=time.perf_counter() - started, provider=self.network.provider)
         if self.checks:
             result.data, result.products = data, products or [PlaneProducts()]
@@ -294,8 +294,8 @@ class Masker:
 
     def prepare_unit(self, unit, data, started):
         """A unit's pixels (float32 (h, w), ours to overwrite), checked and compressed for
-        the pipeline: a host_pipeline.Prepared. ``started``: perf_counter() before reading."""
-        prepared = host_pipeline.Prepared(unit, started)
+        the pipeline: a _host_pipeline.Prepared. ``started``: perf_counter() before reading."""
+        prepared = _host_pipeline.Prepared(unit, started)
         prepared.shape = data.shape
         try:
             nbad = fitsio.check_data(data, unit.name)
@@ -315,11 +315,11 @@ class Masker:
     def unit_result(self, prepared, out, all_flags, seconds=0.0):
         """The UnitResult of a prepared unit masked into `out` (None for a failed unit)."""
         if prepared.failure:
-            result = workunits.UnitResult(self.empty_output(prepared.shape), prepared.lines, prepared.failure)
+            result = _workunits.UnitResult(self.empty_output(prepared.shape), prepared.lines, prepared.failure)
         else:
             if self.mode == "weight":
                 out[np.isnan(prepared.data)] = 0  # no data there: no weight
-            result = workunits.UnitResult(out, prepared.lines, seconds=seconds, provider=self.network.provider)
+            result = _workunits.UnitResult(out, prepared.lines, seconds=seconds, provider=self.network.provider)
         if self.checks:
             result.data = prepared.data
             result.products = [prepared.kept] if prepared.kept is not None else [PlaneProducts()]

@@ -23,11 +23,11 @@ import zlib
 
 import numpy as np
 
-from . import __version__, errors, fitsio, inputs, kernels, workunits
+from . import __version__, errors, fitsio, inputs, kernels, _workunits
 from .outputs import refuse_existing, write_atomically
 from .keywords import TRACK_KEYWORDS
 from .engine import model_info, open_network
-from .images import pixel_array
+from ._images import pixel_array
 
 TILE = 400
 #: Shortest side (pixels) of an image MaxiTrack scores; smaller ones get NaN (see above).
@@ -129,21 +129,21 @@ class Tracker:
             source = inputs.find_inputs([source])[0]
         with fitsio.open_image(source) as image:
             chosen = self.chosen_hdus(source.name, image.maskable)
-        return workunits.FilePlan(source, None, [(info.kind, workunits.units_of(source.path, info), None)
+        return _workunits.FilePlan(source, None, [(info.kind, _workunits.units_of(source.path, info), None)
                                                  for info in chosen])
 
     def run_unit(self, unit):
         """Score one unit (a 2-D HDU or cube plane), reading its pixels: a UnitResult."""
         started = time.perf_counter()
-        data, lines, failure = workunits.read_checked(unit)
+        data, lines, failure = _workunits.read_checked(unit)
         if failure:
-            return workunits.UnitResult(float("nan"), lines, failure)
+            return _workunits.UnitResult(float("nan"), lines, failure)
         if min(data.shape) < MIN_SIDE:
             h, w = data.shape
             lines.append(f"{unit.name}: {h}x{w} pixels, too small to score (both sides >= "
                          f"{MIN_SIDE} px needed): no score")
         score = self._score_checked(data)
-        return workunits.UnitResult(score, lines, seconds=time.perf_counter() - started,
+        return _workunits.UnitResult(score, lines, seconds=time.perf_counter() - started,
                                     provider=self.network.provider)
 
     def finish_file(self, plan, results, log=None):

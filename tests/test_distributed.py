@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from maximask import errors, workunits
+from maximask import errors, _workunits
 from maximask.inputs import find_inputs
 from maximask.cli import main_mask, main_track
 from maximask.distributed import _run_unit, mask_files, process_files, task_resources
@@ -323,4 +323,4 @@ def test_units_follow_hdus_and_cube_planes(inputs):
     assert [u.shape for u in plan.units] == [(256, 300), (300, 256), (64, 64)]
     cube = Masker().plan_file(inputs[2]).units
     assert [(u.index, u.plane, u.name) for u in cube] == [(0, p, f"{inputs[2]}[0][{p}]") for p in (0, 1)]
-    assert np.array_equal(workunits.read_unit(cube[1]), fits.getdata(inputs[2])[1].astype(np.float32))
+    assert np.array_equal(_workunits.read_unit(cube[1]), fits.getdata(inputs[2])[1].astype(np.float32))

@@ -1,4 +1,4 @@
-"""The overlapped pipeline (maximask.host_pipeline) against the sequential loop (Masker.depth 0).
+"""The overlapped pipeline (maximask._host_pipeline) against the sequential loop (Masker.depth 0).
 
 Byte-identical outputs for every output type, multi-HDU files, cubes and images smaller
 than a tile; bounded pixels in flight; a failure in a later HDU or batch gives one error

@@ -11,7 +11,7 @@ from maximask import __version__
 from maximask.classes import TRAINING_PRIORS
 from maximask.engine import MODELS_DIR, EngineError, Network, model_info, open_network
 from maximask.errors import OutputError
-from maximask.onnx_graphs import read_weights, weights_digest
+from maximask._onnx_graphs import read_weights, weights_digest
 from maximask.training import load_network, network_weights
 from maximask.training.export import export_network
 from maximask.training.priors import mean_posteriors

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 
 from maximask import architecture as arch
 from maximask.engine import MODELS_DIR
-from maximask.onnx_graphs import read_weights
+from maximask._onnx_graphs import read_weights
 from maximask.simulation.synthetic import make_field
 from maximask.training import MaxiMask, MaxiTrack, load_network, network_weights
 from maximask.training import networks

@@ -15,7 +15,7 @@ import argparse
 import os
 
 from maximask import architecture as arch
-from maximask.onnx_graphs import PUBLISHED_CREDIT, write_maximask, write_maxitrack
+from maximask._onnx_graphs import PUBLISHED_CREDIT, write_maximask, write_maxitrack
 
 PRODUCER = "maximask tools/convert_models.py"
 

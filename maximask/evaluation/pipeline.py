@@ -179,7 +179,7 @@ class Evaluation:
 
         ImageTooSmall (before any work) when a sample would have a side under
         MIN_SAMPLE_SIDE; an image smaller than SAMPLE_SIZE gives smaller samples, with a line."""
-        from ..progress import progress_bar
+        from .._progress import progress_bar
         from ..simulation import inject
 
         c = self.config

@@ -1,7 +1,7 @@
 """Export a trained MaxiMask or MaxiTrack module as a model directory.
 
 The directory holds what ``maximask/models`` holds for the packaged network, written by
-the same graph writer (``maximask.onnx_graphs``) with the module's weights:
+the same graph writer (``maximask._onnx_graphs``) with the module's weights:
 
     maximask.onnx, maximask_cuda.onnx, maximask.weights    (MaxiMask)
     maxitrack.onnx                                         (MaxiTrack)
@@ -20,7 +20,7 @@ from maximask import __version__
 from maximask.engine import MODELS_DIR
 from maximask.errors import OutputError
 from maximask.outputs import remove_stale_temporaries, temporary_output
-from maximask.onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
+from maximask._onnx_graphs import PUBLISHED_CREDIT, weights_digest, write_maximask, write_maxitrack
 from maximask.training.networks import MaxiMask, MaxiTrack, network_weights
 
 PRODUCER = "maximask.training.export"

@@ -1,7 +1,7 @@
 """MaxiMask and MaxiTrack as PyTorch modules, with exactly the operations of the ONNX graphs.
 
-Parameters are named and laid out as the ONNX initializers (``maximask.architecture``):
-``module.state_dict()`` is the weights dict that ``maximask.onnx_graphs`` writes, and the
+Parameters are named and laid out as the ONNX initializers (``maximask._architecture``):
+``module.state_dict()`` is the weights dict that ``maximask._onnx_graphs`` writes, and the
 packaged graphs' initializers load into it unchanged.
 """
 import os
@@ -187,7 +187,7 @@ def load_network(name, path=None):
     ``maximask/models/<name>.onnx``). Every parameter must be found there with its shape.
     """
     from maximask.engine import MODELS_DIR
-    from maximask.onnx_graphs import read_weights
+    from maximask._onnx_graphs import read_weights
 
     if name not in NETWORKS:
         raise ValueError(f"network {name} unknown: expected one of {', '.join(NETWORKS)}")

@@ -211,7 +211,7 @@ class Training:
 
     def run(self):
         """Train, validate and export; returns model.json's content."""
-        from ..progress import on_terminal
+        from .._progress import on_terminal
         from .export import export_network
         from .trainer import CheckpointError, load_checkpoint, train
 
