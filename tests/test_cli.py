@@ -338,3 +338,29 @@ def test_docs_say_planes_are_0_based_in_bit_order_and_quote_hdu_selectors():
     assert "maximask 'mosaic.fits[3]'" in readme and "maximask mosaic.fits[3]" not in readme
     for text in (readme, man):
         assert "0-based" in text and "bit order" in text
+
+
+@pytest.mark.parametrize("command, argv, keyword", [
+    ("maximask", ["-OUTPUT_DIR", "missing"], "OUTPUT_DIR missing"),
+    ("maxitrack", ["-OUTPUT_NAME", "missing/scores.txt"], "OUTPUT_NAME missing/scores.txt"),
+    ("maxieval", ["-SAMPLES_DIR", "a_file"], "a_file"),
+    ("maxitrain", ["-OUTPUT_NETWORK", "a_file"], "OUTPUT_NETWORK a_file"),
+])
+def test_every_command_says_a_preflight_output_problem_in_one_line_exit_2(tmp_path, monkeypatch, capsys,
+                                                                        command, argv, keyword):
+    """The one pre-flight rule (cli.preflight): a run-wide output that cannot be written is
+    one line on stderr, exit 2, and nothing is written."""
+    from maximask import cli
+
+    monkeypatch.chdir(tmp_path)
+    fits.PrimaryHDU(make_field((300, 300), seed=3)).writeto("a.fits")
+    fits.PrimaryHDU(make_field((300, 300), seed=4)).writeto("b.fits")
+    (tmp_path / "a_file").write_text("a user's file\n")
+    before = sorted(os.listdir(tmp_path))
+    main = {"maximask": cli.main_mask, "maxitrack": cli.main_track, "maxieval": cli.main_eval,
+            "maxitrain": cli.main_train}[command]
+    assert main(["a.fits", "b.fits", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{command}: ") and keyword in err, err
+    assert sorted(os.listdir(tmp_path)) == before
+    assert (tmp_path / "a_file").read_text() == "a user's file\n"
