@@ -1,7 +1,7 @@
 """The layer tables of MaxiMask and MaxiTrack: names, channels and how they connect.
 
 One table read by both writers of the networks: the ONNX graph builder
-(``maximask.onnx_graphs``) and the PyTorch modules (``maximask.training.networks``). Layer
+(``maximask._onnx_graphs``) and the PyTorch modules (``maximask.training.networks``). Layer
 names are those of the published TensorFlow variables, and the weight arrays of a layer
 ``L`` are called ``L.weight``, ``L.bias`` (and ``L.alpha`` for a PReLU), in ONNX/PyTorch
 layout: convolution kernels (out, in, kh, kw); dense matrices (in, out).

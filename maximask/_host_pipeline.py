@@ -27,7 +27,7 @@ import numpy as np
 
 from . import errors, fitsio, kernels
 from .engine import EngineError
-from .progress import progress_counter
+from ._progress import progress_counter
 
 #: Batches in flight (tiles cut, not yet stitched) of a masker whose ``depth`` is unset;
 #: 0 runs the sequential loop (a batch is cut, run and stitched before the next).

@@ -3,7 +3,7 @@
 The one writer of the networks' graphs: ``tools/convert_models.py`` fills them with the
 published weights (the packaged ``maximask/models``), ``maximask.training.export`` with
 fine-tuned ones. Weights are a dict ``{"<layer>.weight" | ".bias" | ".alpha": float32
-array}`` named and laid out as in ``maximask.architecture``.
+array}`` named and laid out as in ``maximask._architecture``.
 
 The graphs take asinh-compressed pixels (the C++ compression kernel applies the asinh) and
 stop at the probabilities: prior correction, thresholds and bit packing are done outside.
@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from maximask import architecture as arch
+from maximask import _architecture as arch
 
 OPSET = 17
 IR_VERSION = 8  # readable by onnxruntime >= 1.14

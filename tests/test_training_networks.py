@@ -8,7 +8,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from maximask import architecture as arch
+from maximask import _architecture as arch
 from maximask.engine import MODELS_DIR
 from maximask._onnx_graphs import read_weights
 from maximask.simulation.synthetic import make_field

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from maximask import architecture as arch
+from maximask import _architecture as arch
 from maximask.training import load_network, network_weights, set_trainable
 from maximask.training.trainer import load_checkpoint
 

@@ -14,7 +14,7 @@ the package itself never imports TensorFlow.
 import argparse
 import os
 
-from maximask import architecture as arch
+from maximask import _architecture as arch
 from maximask._onnx_graphs import PUBLISHED_CREDIT, write_maximask, write_maxitrack
 
 PRODUCER = "maximask tools/convert_models.py"

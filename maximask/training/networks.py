@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maximask import architecture as arch
+from maximask import _architecture as arch
 
 NETWORKS = ("maximask", "maxitrack")
 
