@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from maximask import errors, kernels
-from maximask import host_pipeline as pipeline
+from maximask import _host_pipeline as pipeline
 from maximask.cli import main_mask
 from maximask.engine import EngineError
 from maximask.masker import Masker
