@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import errors, fitsio, kernels
-from .engine import EngineError
+from .engine import EngineError, is_interrupt
 from ._progress import progress_counter
 
 #: Batches in flight (tiles cut, not yet stitched) of a masker whose ``depth`` is unset;
@@ -68,12 +68,21 @@ class Flight:
         while self.pending:
             self.retire()
 
-    def close(self):
-        """Drop the batches not started; wait for those running."""
+    def close(self, exc=None):
+        """Drop the batches not started; wait for those running. `exc`: what ended the
+        masking, if anything; on an interrupt (a signal) the network's runs under way are
+        ended at once (Network.stop) rather than finished, then the network is resumed."""
+        stop = exc is not None and is_interrupt(exc)
+        if stop:
+            self.network.stop()
         for future, _ in self.pending:
             future.cancel()
         self.pending.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if stop:
+                self.network.resume()
 
 
 def batches_of(shape, config):
@@ -138,12 +147,16 @@ def mask_plane(masker, plane, all_flags=None, desc=None):
     the last ones stitched while the network runs. Raises what the network raised."""
     job = PlaneJob(masker, plane, masker.empty_output(plane.shape), all_flags, desc=desc)
     flight = Flight(masker.network, masker.depth)
+    ended = None
     try:
         job.submit(flight)
         flight.drain()
+    except BaseException as exc:
+        ended = exc
+        raise
     finally:
         job.bar.close()
-        flight.close()
+        flight.close(ended)
     if job.error is not None:
         raise job.error
     return job.out
@@ -271,6 +284,7 @@ def mask_files(masker, sources, log=None, protect=frozenset()):
     flight = Flight(network, masker.depth)
     outcomes = collections.deque()  # (source, output path or the exception that failed it)
     files = {}
+    ended = None  # what ended the run early, if anything
 
     def finish(state):
         plan = state.plan
@@ -341,7 +355,10 @@ def mask_files(masker, sources, log=None, protect=frozenset()):
             yield from ready()
         flight.drain()
         yield from ready()
+    except BaseException as exc:
+        ended = exc
+        raise
     finally:
-        flight.close()
+        flight.close(ended)
         reader.stop()
 

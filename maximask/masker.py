@@ -160,6 +160,7 @@ class Masker:
                                factors=self.factors, thresholds=self.thresholds)
 
         pool = ThreadPoolExecutor(network.workers)
+        stopped = False
         try:
             for _ in progress_bar(pool.map(mask_batch, batches), total=len(batches), desc=desc,
                                   unit="batch", leave=False, quiet=self.quiet or len(batches) < 2):
@@ -167,10 +168,12 @@ class Masker:
         except BaseException as exc:
             if is_interrupt(exc):  # end the runs under way too, rather than finish their batches
                 network.stop()
+                stopped = True
             raise
         finally:  # interrupted: drop the batches not started rather than finish the image
             pool.shutdown(wait=True, cancel_futures=True)
-            network.resume()
+            if stopped:
+                network.resume()
         return out
 
     # ------------------------------------------------------------------ files
