@@ -275,7 +275,7 @@ class Network:
         return self._call(batch, feeds)
 
     def interruptible(self, function, *args):
-        """function(*args) in a helper thread while this one waits: Python handles a
+        """``function(*args)`` in a helper thread while this one waits: Python handles a
         signal only between bytecodes of the main thread, never inside a session run, so
         the main thread waits and stops the run on an interrupt instead of finishing it."""
         pool = ThreadPoolExecutor(1)
