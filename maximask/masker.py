@@ -307,7 +307,7 @@ class Masker:
         else:
             if nbad:
                 prepared.lines = [f"{unit.name}: {nbad} NaN or infinite pixels (estimated as 0)"]
-        keep = bool(self.checks) or self.mode == "weight"
+        keep = bool(self.checks) or self.mode == "weight" or self.config.TRAIL_SEARCH
         if keep:
             prepared.data = data
         if not prepared.failure:
@@ -320,9 +320,15 @@ class Masker:
         if prepared.failure:
             result = _workunits.UnitResult(self.empty_output(prepared.shape), prepared.lines, prepared.failure)
         else:
+            kept = prepared.kept
+            if self.config.TRAIL_SEARCH:  # the trail stage, after the network (maximask.trails)
+                kept.trails = trails.flag_trails(np.ascontiguousarray(prepared.data, dtype=np.float32), out,
+                                                 self.mode, self.classes, self.thresholds, kept.level, kept.sigma,
+                                                 self.config.BACK_SIZE, also=kept.flags)
             if self.mode == "weight":
                 out[np.isnan(prepared.data)] = 0  # no data there: no weight
             result = _workunits.UnitResult(out, prepared.lines, seconds=seconds, provider=self.network.provider)
+            result.trails = len(kept.trails)
         if self.checks:
             result.data = prepared.data
             result.products = [prepared.kept] if prepared.kept is not None else [PlaneProducts()]

@@ -298,7 +298,7 @@ def test_trail_truth_and_scaling(clean, scene):
 
 
 def test_meteor_pupil_width_eq_7(scene):
-    pupil = trails._pupil(180 / np.pi * 3600 * 8 / 80e3 / 0.2)  # 103 px at 0.2"/px
+    pupil = raster.annular_pupil(180 / np.pi * 3600 * 8 / 80e3 / 0.2)  # 103 px at 0.2"/px
     ys, xs = np.nonzero(pupil)
     assert np.ptp(xs) + 1 == pytest.approx(103, abs=2) and pupil[pupil.shape[0] // 2, pupil.shape[1] // 2] == 0
 
