@@ -28,7 +28,8 @@ def read(path):
 
 
 def docs_extension():
-    spec = importlib.util.spec_from_file_location("maximask_docs", os.path.join(DOCS, "_ext", "maximask_docs.py"))
+    """The keyword reference generator of the manual (docs/_ext/keyword_reference.py)."""
+    spec = importlib.util.spec_from_file_location("keyword_reference", os.path.join(DOCS, "_ext", "keyword_reference.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
