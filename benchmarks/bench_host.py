@@ -25,7 +25,6 @@ baseline's (data and every header card but MM_DATE). The load average is printed
     python benchmarks/bench_host.py --baseline e5a2f52 --files 2 --sizes 2048 --mef-hdus 8 --repeat 1
 """
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -35,6 +34,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from common import digest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -95,19 +96,6 @@ def child(args):
     digests = [digest(os.path.join(args.out, os.path.basename(p).replace(".fits", ".mask.fits")))
                for p in args.inputs]
     print(json.dumps({"wall": best[0], "cpu": best[1], "digest": digests}))
-
-
-def digest(path):
-    """Hash of every HDU's data bytes and header cards but MM_DATE."""
-    from astropy.io import fits
-
-    h = hashlib.sha256()
-    with fits.open(path) as hdul:
-        for hdu in hdul:
-            h.update("".join(c.image for c in hdu.header.cards if c.keyword != "MM_DATE").encode())
-            if hdu.data is not None:
-                h.update(str(hdu.data.dtype).encode() + np.ascontiguousarray(hdu.data).tobytes())
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- parent

@@ -21,7 +21,6 @@ SIZE x SIZE pixels, and one MEF of MEF_HDUS image HDUs of MEF_SHAPE. For each wo
     python benchmarks/bench_scale.py --files 4 --size 1024 --mef-hdus 8
 """
 import argparse
-import hashlib
 import os
 import platform
 import shutil
@@ -32,7 +31,7 @@ import time
 import numpy as np
 from astropy.io import fits
 
-from common import Launcher
+from common import Launcher, digest
 from maximask.masker import Masker
 from maximask.simulation.synthetic import make_field
 
@@ -63,17 +62,6 @@ def peak_rss_mb():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def digest(path):
-    """Hash of every HDU's data bytes and header cards but MM_DATE."""
-    h = hashlib.sha256()
-    with fits.open(path) as hdul:
-        for hdu in hdul:
-            h.update("".join(c.image for c in hdu.header.cards if c.keyword != "MM_DATE").encode())
-            if hdu.data is not None:
-                h.update(str(hdu.data.dtype).encode() + np.ascontiguousarray(hdu.data).tobytes())
-    return h.hexdigest()
 
 
 def make_inputs(folder, files, size, mef_hdus, mef_shape):

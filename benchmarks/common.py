@@ -3,6 +3,7 @@
 Imported as a module by the scripts of this folder (``from common import Launcher``): Python
 puts a script's own folder first on ``sys.path``, so run them as ``python benchmarks/NAME.py``.
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -68,3 +69,14 @@ def write_fields(folder, count, size, seed):
         data = clean_field((size, size), seed=seed * 100_000 + i, **p)
         header = fits.Header([(f"SIM_{k[:4].upper()}", round(v, 4), k) for k, v in p.items()])
         fits.PrimaryHDU(data, header).writeto(os.path.join(folder, f"field{i:04d}.fits"), overwrite=True)
+
+
+def digest(path):
+    """Hash of every HDU's data bytes and header cards but MM_DATE."""
+    h = hashlib.sha256()
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            h.update("".join(c.image for c in hdu.header.cards if c.keyword != "MM_DATE").encode())
+            if hdu.data is not None:
+                h.update(str(hdu.data.dtype).encode() + np.ascontiguousarray(hdu.data).tobytes())
+    return h.hexdigest()
