@@ -113,8 +113,8 @@ def _first_image(path):
         return next(h.data for h in hdul if h.data is not None and h.data.ndim == 2).astype(np.float32)
 
 
-REAL_FRAMES = [os.path.join(HERE, "data", "decam_ooi_z_N2.fits"), os.path.join(HERE, "data", "sep_image.fits"),
-               os.path.join(HERE, "data", "gmos_sci.fits"), os.path.join(ROOT, "examples", "ccdproc_a8280271.fits")]
+REAL_FRAMES = [os.path.join(HERE, "data", "decam_ooi_z_N2.fits"), os.path.join(HERE, "data", "sep_image.fits.gz"),
+               os.path.join(HERE, "data", "gmos_sci.fits.gz"), os.path.join(ROOT, "examples", "ccdproc_a8280271.fits")]
 
 
 @pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)
