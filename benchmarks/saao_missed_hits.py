@@ -1,6 +1,6 @@
 """The cosmic-ray hits of a real raw frame that LA Cosmic finds and MaxiMask does not flag.
 
-    python benchmarks/saao_missed_hits.py [--frame examples/ccdproc_a8280271.fits]
+    python benchmarks/saao_missed_hits.py [--frame examples/ccdproc_a8280271.fits.fz]
 
 The frame: SAAO 1.0 m / STE3 CCD, 150 s, raw (overscan on both sides; GAIN 1.9 e-/ADU,
 RDNOISE 5 e- in its header). astroscrappy (LA Cosmic, benchmark-only dependency; default
@@ -23,7 +23,7 @@ from maximask.classes import ABBREVIATIONS
 from maximask.simulation.raster import dilate, square_half_widths
 
 CR = ABBREVIATIONS.index("CR")
-FRAME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "ccdproc_a8280271.fits")
+FRAME = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "ccdproc_a8280271.fits.fz")
 
 
 def components(mask):

@@ -39,7 +39,7 @@ def test_synthetic_example_trail_column_saturation_and_cosmic_rays(tmp_path):
 
 
 def test_real_ccd_frame_overscan_dead_columns_and_cosmic_rays(tmp_path):
-    flags = flags_of(tmp_path, "ccdproc_a8280271.fits")
+    flags = flags_of(tmp_path, "ccdproc_a8280271.fits.fz")
     assert flags.shape == (520, 536)
     ov = plane(flags, "OV")
     assert ov[:, :16].sum() > 1000 and ov[:, 16:].sum() == 0  # the left overscan strip only

@@ -13,7 +13,7 @@ from maximask.classes import CLASSES
 from maximask.nddata import FLAG_BITS, FLAG_NAME_MAP, class_bits, mask_nddata
 
 FRAME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
-                     "ccdproc_a8280271.fits")
+                     "ccdproc_a8280271.fits.fz")
 
 
 @pytest.fixture(scope="module")

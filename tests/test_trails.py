@@ -114,7 +114,7 @@ def _first_image(path):
 
 
 REAL_FRAMES = [os.path.join(HERE, "data", "decam_ooi_z_N2.fits"), os.path.join(HERE, "data", "sep_image.fits.gz"),
-               os.path.join(HERE, "data", "gmos_sci.fits.gz"), os.path.join(ROOT, "examples", "ccdproc_a8280271.fits")]
+               os.path.join(HERE, "data", "gmos_sci.fits.gz"), os.path.join(ROOT, "examples", "ccdproc_a8280271.fits.fz")]
 
 
 @pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)

@@ -22,7 +22,7 @@ from astropy.io import fits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "examples", "field.fits.fz")
-RAW = os.path.join(HERE, "..", "examples", "ccdproc_a8280271.fits")
+RAW = os.path.join(HERE, "..", "examples", "ccdproc_a8280271.fits.fz")
 #: Cards and keys whose values are dates, durations or paths of the run.
 VOLATILE = {"DATE", "MM_DATE", "CHECKSUM", "DATASUM", "created", "date", "seconds", "step_seconds",
             "elapsed_s", "wall_seconds", "duration"}
@@ -80,7 +80,7 @@ def main():
     try:
         for src in (EXAMPLE, RAW):
             shutil.copy(src, work)
-        field, raw = "field.fits.fz", "ccdproc_a8280271.fits"
+        field, raw = "field.fits.fz", "ccdproc_a8280271.fits.fz"
         for kind in ("FLAGS", "MASKS", "PROBA", "WEIGHT"):
             run("maximask", field, raw, "-OUTPUT_TYPE", kind, "-OUTPUT_SUFFIX", f".{kind.lower()}.fits",
                 "-NTHREADS", "1", cwd=work)
