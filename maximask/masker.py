@@ -123,8 +123,9 @@ class Masker:
             plane = kernels.asinh_compress(image, kept.level, kept.sigma)
         else:  # each pixel once
             plane = kernels.compress_image(image, self.config.BACK_SIZE, out=image if in_place else None)
-        if with_products and self.checks.needs_flags:
-            kept.flags = kernels.output_array("flags", image.shape)  # every class, int16
+        if (with_products and self.checks.needs_flags) or self.config.TRAIL_SEARCH:
+            # every class, int16: the check-images' flags, and the trail stage reads SP and BBG there
+            kept.flags = kernels.output_array("flags", image.shape)
         return plane, kept
 
     def run_compressed(self, plane, desc=None, all_flags=None):

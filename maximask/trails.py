@@ -60,6 +60,8 @@ SPREAD = 5.0         # largest ratio of the ridge's upper to lower quartile alon
 CORE_SIGMA = 100.0   # binned significance of a star's core on a segment's axis
 SPIKE_SLOPE = -0.5   # the ridge falling faster than r^this from a core on it: a spike
 MAX_SPIKE_FRACTION = 0.5  # a segment with more of its pixels flagged SP is a spike
+MAX_SOURCE_FRACTION = 0.6  # a segment whose bright axis is more than this BBG is a chain of sources
+SOURCE_SIGMA = 3.0   # axis pixels above this many noise sigma are the bright axis
 DECLINE = 0.3        # outer / inner ridge ratio below which an arm is a spike's
 EXCLUDE_GROW = 1     # px by which the excluded pixels are grown
 FLAT_BLOCK = 32      # binned px of the blocks of the local background and noise
@@ -553,9 +555,14 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     TRL plane, PROBA probability 1 there, WEIGHT 0. Saturated pixels (the image's plateau
     and the network's SAT) and the network's HCL, DCL and OV pixels are left out of the
     search; a segment more than MAX_SPIKE_FRACTION of whose pixels the network flags SP is
-    dropped (the real trail of issue 21 had 21% SP). level, sigma: the background maps if already computed (else computed here).
-    also: optional (h, w) int FLAGS array of every class (the check-images') that gets the
-    TRL bit too.
+    dropped (the real trail of issue 21 had 21% SP), and so is one whose axis, where it
+    stands above SOURCE_SIGMA, the network flags BBG (stars, galaxies) for more than
+    MAX_SOURCE_FRACTION: a line through a chain of sources (0.93-0.95 on such chains,
+    at most 0.32 on simulated and knotty trails, issue 21). level, sigma: the background
+    maps if already computed (else computed here).
+    also: optional (h, w) int FLAGS array of every class, as the network flagged them (the
+    masker's, with check-images or TRAIL_SEARCH): SP and BBG are read there when `out`
+    lacks them, and it gets the TRL bit too.
     """
     classes = [int(k) for k in classes]
     if TRL not in classes:
@@ -568,9 +575,12 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     if flagged is not None:
         excluded |= flagged
     segments = find_trails(image, level, sigma, excluded)
-    spikes = network_flags(out, mode, classes, thresholds, ("SP",))
+    spikes, sources = (_network_class(out, mode, classes, thresholds, also, name) for name in ("SP", "BBG"))
     if spikes is not None:  # the network's spikes: a segment mostly on them is one
         segments = [seg for seg in segments if spikes[segments_mask(image.shape, [seg])].mean() <= MAX_SPIKE_FRACTION]
+    if sources is not None:  # the network's sources: a segment whose bright axis is mostly on them
+        z = (image - level) / np.maximum(sigma, np.float32(1e-30))
+        segments = [seg for seg in segments if _source_fraction(seg, z, sources) <= MAX_SOURCE_FRACTION]
     if not segments:
         return segments
     mask = segments_mask(image.shape, segments)
@@ -586,6 +596,27 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     if also is not None:
         also[mask] |= also.dtype.type(1 << TRL)
     return segments
+
+
+def _network_class(out, mode, classes, thresholds, also, name):
+    """bool (h, w): where the network flags class `name`, from `out` when it holds that
+    class, else from the every-class FLAGS array `also`; None when neither tells."""
+    flagged = network_flags(out, mode, classes, thresholds, (name,))
+    if flagged is None and also is not None:
+        flagged = (also & (1 << ABBREVIATIONS.index(name))) != 0
+    return flagged
+
+
+def _source_fraction(segment, z, sources):
+    """Fraction of a segment's axis pixels above SOURCE_SIGMA (z: noise units) that are
+    in `sources` (bool); 0 when none is above."""
+    n = max(int(segment.length), 2)
+    t = np.linspace(0.0, 1.0, n)
+    h, w = z.shape
+    ys = np.clip(np.rint(segment.y0 + t * (segment.y1 - segment.y0)).astype(int), 0, h - 1)
+    xs = np.clip(np.rint(segment.x0 + t * (segment.x1 - segment.x0)).astype(int), 0, w - 1)
+    bright = z[ys, xs] > SOURCE_SIGMA
+    return float(sources[ys, xs][bright].mean()) if bright.any() else 0.0
 
 
 def _overlaps(a, b):

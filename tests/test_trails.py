@@ -164,6 +164,50 @@ def test_saturated_stars_with_spikes_get_no_trl(seed):
     assert not out.any()
 
 
+# ------------------------------------------------------------ chains of sources: nothing
+
+BBG = ABBREVIATIONS.index("BBG")
+
+
+def _chain_field():
+    """A held-out field of the trail benchmark (seed 9501) where five stars and galaxies
+    line up over 110 px, from about (163, 386) to (213, 288)."""
+    return synthetic.clean_field((512, 512), seed=9501, fwhm=4.0)
+
+
+def test_a_line_through_a_chain_of_sources_gets_no_trl():
+    """With the network's flags of the 12 local classes alone (its SAT etc. left out of the
+    search) the stage makes a segment of that chain (so the test can fail); given the
+    every-class flags (BBG: the network's sources) it drops it; and maximask with
+    TRAIL_SEARCH Y (default CLASSES) gives the network's output unchanged there."""
+    from maximask.masker import Masker
+
+    image = _chain_field()
+    every = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2, CLASSES=",".join(ABBREVIATIONS))
+    all_flags = every.run(image)
+    local = all_flags & np.int16(sum(1 << k for k in range(12)))
+    classes = list(range(12))
+    without = trails.flag_trails(image, local.copy(), "flags", classes, every.thresholds)
+    assert len(without) == 1  # the chain, its ends within 5 px of (163, 386) and (213, 288)
+    assert np.abs(np.array([without[0].y0, without[0].x0, without[0].y1, without[0].x1]) - (163, 386, 213, 288)).max() <= 5
+    assert trails.flag_trails(image, local.copy(), "flags", classes, every.thresholds, also=all_flags.copy()) == []
+    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
+    assert np.array_equal(on.run(image), local)
+
+
+@pytest.mark.parametrize("fraction,kept", [(0.0, True), (0.5, True), (0.7, False), (1.0, False)])
+def test_a_segment_whose_bright_axis_the_network_calls_sources_is_dropped(fraction, kept):
+    """A knotty trail with the first `fraction` of its axis flagged BBG in the every-class
+    flags (`also`): kept up to MAX_SOURCE_FRACTION (0.6), dropped beyond."""
+    image, t, d, length = _trail_field(1, 5.0)
+    also = np.zeros(image.shape, np.int16)
+    also[(np.abs(d) <= 3) & (t < fraction * length)] = 1 << BBG
+    out = np.zeros(image.shape, np.int16)
+    segments = trails.flag_trails(image, out, "flags", [TRL], np.zeros(14), also=also)
+    assert (len(segments) == 1) is kept
+    assert bool(((also >> TRL) & 1).any()) is kept  # `also` gets the TRL bit of what is kept
+
+
 # ------------------------------------------------------------ trails the network misses
 
 
