@@ -125,6 +125,18 @@ def test_real_trail_free_frames_get_no_trl(path):
     assert segments == [] and not out.any()
 
 
+
+@pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)
+def test_real_trail_free_frames_get_no_trl_through_maximask(path):
+    """The same frames through the network and the stage (TRAIL_SEARCH Y, the network's
+    flags left out of the search and its SP/BBG read): the output is the network's alone."""
+    from maximask.masker import Masker
+
+    image = _first_image(path)
+    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
+    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2)
+    assert np.array_equal(on.run(image), off.run(image))
+
 def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
     """examples/field.fits.fz (tools/make_example.py, seed 2020) has one simulated trail
     from (0, x0) to (h - 1, x1): every flagged pixel is within 10 px of it, and the flags
@@ -163,6 +175,18 @@ def test_saturated_stars_with_spikes_get_no_trl(seed):
     trails.flag_trails(image, out, "flags", [TRL], np.zeros(14))
     assert not out.any()
 
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_saturated_stars_with_spikes_get_no_trl_through_maximask(seed):
+    """The same fields through the network and the stage (TRAIL_SEARCH Y): the output is
+    the network's alone (its SAT left out of the search, its SP and BBG read)."""
+    from maximask.masker import Masker
+
+    image, truth = _spiky_field(seed)
+    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
+    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2)
+    assert np.array_equal(on.run(image), off.run(image))
 
 # ------------------------------------------------------------ chains of sources: nothing
 
