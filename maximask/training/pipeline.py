@@ -289,7 +289,7 @@ class Training:
                      "focus_classes": [a for a in c.FOCUS_CLASSES if a != "NONE"] if self.name == "maximask" else [],
                      "fwhm": {f.name: f.fwhm for f in self.fields} if self.name == "maximask" else {},
                      **self.summary_data},
-            "training": {"steps": c.STEPS, "batch_size": c.BATCH_SIZE, "learning_rate": c.LEARNING_RATE,
+            "training": {"steps": len(history), "batch_size": c.BATCH_SIZE, "learning_rate": c.LEARNING_RATE,
                          "regularisation": c.REGULARISATION, "reg_strength": c.REG_STRENGTH,
                          "aux_losses": c.AUX_LOSSES, "class_weights": c.CLASS_WEIGHTS,
                          "distill_strength": c.DISTILL_STRENGTH, "train_layers": list(c.TRAIN_LAYERS), "seed": c.SEED,
