@@ -322,11 +322,12 @@ class Masker:
             result = _workunits.UnitResult(self.empty_output(prepared.shape), prepared.lines, prepared.failure)
         else:
             kept = prepared.kept
-            if self.config.TRAIL_SEARCH:  # the trail stage, after the network (maximask.trails)
+            # out is None for a unit left unmasked because its file already failed
+            if self.config.TRAIL_SEARCH and out is not None:  # the trail stage, after the network (maximask.trails)
                 kept.trails = trails.flag_trails(np.ascontiguousarray(prepared.data, dtype=np.float32), out,
                                                  self.mode, self.classes, self.thresholds, kept.level, kept.sigma,
                                                  self.config.BACK_SIZE, also=kept.flags)
-            if self.mode == "weight":
+            if self.mode == "weight" and out is not None:
                 out[np.isnan(prepared.data)] = 0  # no data there: no weight
             result = _workunits.UnitResult(out, prepared.lines, seconds=seconds, provider=self.network.provider)
             result.trails = len(kept.trails)

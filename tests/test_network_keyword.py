@@ -117,9 +117,10 @@ def test_maxitrack_runs_the_model_directory_and_says_so(model_dirs, tmp_path, mo
 
 def test_prior_correction_uses_the_model_directorys_training_priors(model_dirs, tmp_path, capsys):
     dirs, _ = model_dirs
-    code, err, raw_path = mask(capsys, tmp_path, "raw", "-PRIOR_CORRECTION", "N")
+    # the network's probabilities alone: the trail stage would set TRL to 1 on its segments
+    code, err, raw_path = mask(capsys, tmp_path, "raw", "-PRIOR_CORRECTION", "N", "-TRAIL_SEARCH", "N")
     assert code == 0, err
-    code, err, path = mask(capsys, tmp_path, "priors", "-NETWORK", dirs["mask_priors"])
+    code, err, path = mask(capsys, tmp_path, "priors", "-NETWORK", dirs["mask_priors"], "-TRAIL_SEARCH", "N")
     assert code == 0, err
     with fits.open(raw_path) as a, fits.open(path) as b:
         raw, corrected = a[0].data.astype(np.float64), b[0].data
