@@ -121,10 +121,10 @@ def main(argv=None):
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}")
     print(f"# command: python3 benchmarks/bench_trails.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     maskers = {"published": Masker(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
-                                   NTHREADS=args.nthreads)}
+                                   NTHREADS=args.nthreads, TRAIL_SEARCH=False)}
     if args.finetuned:
         maskers["fine-tuned"] = Masker(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
-                                       NTHREADS=args.nthreads, NETWORK=args.finetuned)
+                                       NTHREADS=args.nthreads, NETWORK=args.finetuned, TRAIL_SEARCH=False)
     methods = [(net, stage) for net in maskers for stage in (False, True)]
 
     def label(net, stage):
@@ -160,7 +160,7 @@ def main(argv=None):
     print(f"\n## cost on {cost_size} x {cost_size} (a field with one paper-recipe trail), seconds, best of 2")
     clean = synthetic.clean_field((cost_size, cost_size), seed=9900, fwhm=3.5)
     image, _ = inject(clean, classes="TRL", seed=9900)
-    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=args.nthreads)
+    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=args.nthreads, TRAIL_SEARCH=False)
     on = Masker(VERBOSE_TYPE="QUIET", NTHREADS=args.nthreads, TRAIL_SEARCH=True)
     stage_seconds, untimed = [], trails.flag_trails
 

@@ -135,7 +135,7 @@ MASK_KEYWORDS = ConfigSpec("maximask", "default.mask", [
     number_list("THRESHOLDS", tuple(float(t) for t in DEFAULT_THRESHOLDS),
                 f"probability thresholds of the {NCLASSES} classes (FLAGS, MASKS, WEIGHT)",
                 "Classes", length=NCLASSES, minimum=0.0, maximum=1.0),
-    boolean("TRAIL_SEARCH", False, "also flag TRL on straight segments found in the image (Y/N)",
+    boolean("TRAIL_SEARCH", True, "also flag TRL on straight segments found in the image (Y/N)",
             "Classes"),
     # Background and tiling
     BACK_SIZE,

@@ -134,7 +134,7 @@ def test_real_trail_free_frames_get_no_trl_through_maximask(path):
 
     image = _first_image(path)
     on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
-    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2)
+    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2)
     assert np.array_equal(on.run(image), off.run(image))
 
 def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
@@ -185,7 +185,7 @@ def test_saturated_stars_with_spikes_get_no_trl_through_maximask(seed):
 
     image, truth = _spiky_field(seed)
     on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
-    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2)
+    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2)
     assert np.array_equal(on.run(image), off.run(image))
 
 # ------------------------------------------------------------ chains of sources: nothing
@@ -207,7 +207,7 @@ def test_a_line_through_a_chain_of_sources_gets_no_trl():
     from maximask.masker import Masker
 
     image = _chain_field()
-    every = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2, CLASSES=",".join(ABBREVIATIONS))
+    every = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2, CLASSES=",".join(ABBREVIATIONS))
     all_flags = every.run(image)
     local = all_flags & np.int16(sum(1 << k for k in range(12)))
     classes = list(range(12))
@@ -309,7 +309,7 @@ def test_masker_with_trail_search_flags_the_trail_and_says_so(tmp_path):
     path = tmp_path / "trail.fits"
     fits.PrimaryHDU(image).writeto(path)
     on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2, OUTPUT_SUFFIX=".on.fits")
-    off = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2, OUTPUT_SUFFIX=".off.fits")
+    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2, OUTPUT_SUFFIX=".off.fits")
     with fits.open(on.run_file(str(path))) as hdul:
         header, flags_on = hdul[0].header, hdul[0].data
     with fits.open(off.run_file(str(path))) as hdul:
