@@ -125,7 +125,6 @@ def test_real_trail_free_frames_get_no_trl(path):
     assert segments == [] and not out.any()
 
 
-
 @pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)
 def test_real_trail_free_frames_get_no_trl_through_maximask(path):
     """The same frames through the network and the stage (TRAIL_SEARCH Y, the network's
@@ -137,28 +136,54 @@ def test_real_trail_free_frames_get_no_trl_through_maximask(path):
     off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2)
     assert np.array_equal(on.run(image), off.run(image))
 
-def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
-    """examples/field.fits.fz (tools/make_example.py, seed 2020) has one simulated trail
-    from (0, x0) to (h - 1, x1): every flagged pixel is within 10 px of it, and the flags
-    cover its whole length."""
+
+def _example_trail(monkeypatch):
+    """The shipped example's trail: (x0, x1), its columns at the first and last rows."""
     drawn = []
     monkeypatch.setattr(synthetic, "add_trail", lambda image, x0, x1: drawn.append((x0, x1)))
     synthetic.make_field((1024, 1024), seed=2020)
     (x0, x1), = drawn
+    return x0, x1
+
+
+def _distance_to_trail(ys, xs, x0, x1, height):
+    """px from pixels (ys, xs) to the trail's line from (0, x0) to (height - 1, x1)."""
+    centre = x0 + (x1 - x0) * ys / (height - 1)
+    return np.abs(xs - centre) * (height - 1) / np.hypot(height - 1, x1 - x0)
+
+
+def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
+    """examples/field.fits.fz (tools/make_example.py, seed 2020) has one simulated trail
+    from (0, x0) to (h - 1, x1): every flagged pixel is within 10 px of it, and the flags
+    cover its whole length."""
+    x0, x1 = _example_trail(monkeypatch)
     image = _first_image(os.path.join(ROOT, "examples", "field.fits.fz"))
     out = np.zeros(image.shape, np.int16)
     segments = trails.flag_trails(image, out, "flags", [TRL], np.zeros(14))
     assert len(segments) >= 1
     ys, xs = np.nonzero(out)
-    centre = x0 + (x1 - x0) * ys / (image.shape[0] - 1)
-    distance = np.abs(xs - centre) * (image.shape[0] - 1) / np.hypot(image.shape[0] - 1, x1 - x0)
-    assert distance.max() <= 10.0
+    assert _distance_to_trail(ys, xs, x0, x1, image.shape[0]).max() <= 10.0
     rows = np.unique(ys)
     assert rows.size >= 0.97 * image.shape[0]  # flagged over (nearly) all its length
 
 
-# ------------------------------------------------------------ spikes: nothing
+def test_example_field_through_maximask_adds_trl_on_its_trail_only(monkeypatch):
+    """maximask's default (TRAIL_SEARCH Y) against N on the shipped example: the only
+    pixels that differ gain the TRL bit, within 10 px of the trail; its stars, saturated
+    cores, bleeds, hot column and cosmic rays keep the network's flags."""
+    from maximask.masker import Masker
 
+    x0, x1 = _example_trail(monkeypatch)
+    image = _first_image(os.path.join(ROOT, "examples", "field.fits.fz"))
+    on = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2).run(image)
+    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2).run(image)
+    ys, xs = np.nonzero(on != off)
+    assert ys.size > 0  # the stage adds to what the network flags TRL on this trail
+    assert np.array_equal(on[ys, xs], off[ys, xs] | np.int16(1 << TRL))
+    assert _distance_to_trail(ys, xs, x0, x1, image.shape[0]).max() <= 10.0
+
+
+# ------------------------------------------------------------ spikes: nothing
 
 
 def _spiky_field(seed):
@@ -174,7 +199,6 @@ def test_saturated_stars_with_spikes_get_no_trl(seed):
     out = np.zeros(image.shape, np.int16)
     trails.flag_trails(image, out, "flags", [TRL], np.zeros(14))
     assert not out.any()
-
 
 
 @pytest.mark.parametrize("seed", range(16))
