@@ -4,7 +4,8 @@ import pytest
 
 from maximask.classes import NCLASSES, TRAINING_PRIORS
 from maximask.evaluation.metrics import (FPR_LEVELS, ScoreHistograms, auc, class_metrics, evaluate, logit,
-                               mcc, operating_point, prior_shift, roc_curve, sigmoid, tpr_at_fpr)
+                               mcc, mcc_curve, mcc_curve_at_fraction, operating_point, prior_shift, roc_curve,
+                               sigmoid, tpr_at_fpr)
 
 
 def scores(rng, npos, nneg, separation=2.5):
@@ -135,6 +136,35 @@ def test_best_mcc_threshold_is_the_best_direct_threshold():
     for threshold in np.linspace(0.01, 0.99, 99):
         assert direct_operating_point(pos, neg, prior, threshold, t)[3] <= m.best_mcc + 1e-3
 
+
+
+def test_mcc_at_a_fraction_is_the_samples_mcc_at_their_own_fraction_and_moves_the_best_threshold_up():
+    """At the samples' own class fraction the reweighted MCC is the plain one; at a rarer
+    fraction (a sky: 1e-3 against the samples' 5%) the best threshold is higher, and the
+    MCC at it is the one counted directly on a population of that fraction."""
+    rng = np.random.default_rng(8)
+    pos, neg = scores(rng, 5000, 95_000)
+    h = one_class_hist(pos, neg)
+    shift = 0.0
+    thresholds, plain = mcc_curve(h, 0, shift)
+    same, reweighted = mcc_curve_at_fraction(h, 0, shift, 5000 / 100_000)
+    np.testing.assert_allclose(reweighted, plain, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(same, thresholds)
+    _, rare = mcc_curve_at_fraction(h, 0, shift, 1e-3)
+    assert thresholds[np.argmax(rare)] > thresholds[np.argmax(plain)]
+    # direct: keep 95 positives among the 95,000 negatives (fraction 1e-3): same best MCC
+    # within the noise of 95 positives
+    few = rng.choice(pos, 95, replace=False)
+    t = thresholds[np.argmax(rare)]
+    tp, fp = np.count_nonzero(few > t), np.count_nonzero(neg > t)
+    direct = mcc(tp, fp, neg.size - fp, few.size - tp)
+    assert abs(float(direct) - rare.max()) < 0.1
+
+
+def test_mcc_at_a_fraction_without_positives_or_negatives_is_zero():
+    h = one_class_hist(np.array([]), np.array([0.1, 0.2]))
+    _, curve = mcc_curve_at_fraction(h, 0, 0.0, 0.01)
+    assert not curve.any()
 
 def test_ignore_mask_excludes_pixels_and_counts_them():
     rng = np.random.default_rng(6)

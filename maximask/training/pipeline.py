@@ -13,8 +13,9 @@ MaxiMask (TRAIN_NETWORK MAXIMASK), from clean exposures:
    while the other classes keep the starting network's logits; a checkpoint every
    CHECKPOINT_STEP steps (a killed run resumes from it), the validation loss every
    VALID_STEP steps;
-4. on the validation samples: the training priors (eq. 27) and the best-MCC thresholds
-   with the default PRIORS; both go into model.json with the run's summary, and the model
+4. on the validation samples: the training priors (eq. 27) and the thresholds of the
+   best MCC where each class covers its default PRIOR's fraction of the pixels (the
+   samples' own mix would give thresholds that flag noise on a sky); both go into model.json with the run's summary, and the model
    directory OUTPUT_NETWORK is written (complete or absent); the checkpoint is removed.
 
 MaxiTrack (TRAIN_NETWORK MAXITRACK), from labelled exposures: the inputs are text files of
@@ -47,6 +48,17 @@ def import_torch():
     except ImportError:
         raise ConfigError("maxitrain needs PyTorch: pip install 'maximask[train]'") from None
     return torch
+
+
+def sky_threshold(hist, k, training_prior):
+    """The threshold of class k for maximask's flags: the best MCC where the class covers
+    its default PRIOR's fraction of the pixels (``metrics.mcc_curve_at_fraction``), on p'
+    corrected from `training_prior` to that prior, as maximask corrects."""
+    from ..evaluation.metrics import mcc_curve_at_fraction, prior_shift
+
+    shift = float(prior_shift(DEFAULT_PRIORS[k], training_prior))
+    thresholds, curve = mcc_curve_at_fraction(hist, k, shift, float(DEFAULT_PRIORS[k]))
+    return float(thresholds[int(np.argmax(curve))])
 
 
 def torch_device(name):
@@ -270,7 +282,7 @@ class Training:
         self.log(f"validation loss before training: {start['valid_total']:.6g}")
         before = None
         if self.name == "maximask":
-            before = self.validation_table(network, valid, self.base["training_priors"])
+            before, _ = self.validation_table(network, valid, self.base["training_priors"])
         try:
             history = train(network, loss, batches, c.STEPS, lr=c.LEARNING_RATE, seed=c.SEED, checkpoint=ckpt,
                             every=c.CHECKPOINT_STEP, log=reporter, validate=validate, tag=tag)
@@ -326,7 +338,8 @@ class Training:
 
     def validation_table(self, network, valid, training_priors):
         """MaxiMask's ClassMetrics on the validation batches `valid` ([(x, labels)] tensors),
-        thresholds on p' corrected from `training_priors` to the default PRIORS."""
+        thresholds on p' corrected from `training_priors` to the default PRIORS, and the
+        ScoreHistograms they come from."""
         from ..evaluation.metrics import ScoreHistograms, evaluate
 
         hist = ScoreHistograms()
@@ -335,7 +348,7 @@ class Training:
             for x, truth in valid:
                 for p, t in zip(network(x).cpu().numpy(), truth.cpu().numpy()):
                     hist.add(p, t.astype(bool))
-        return evaluate(hist, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, training_priors)
+        return evaluate(hist, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, training_priors), hist
 
     def validation_metadata(self, network, valid, before=None):
         """Training priors (eq. 27) and, for MaxiMask, best-MCC thresholds on the validation
@@ -355,19 +368,20 @@ class Training:
         kept = [k for k in range(len(ABBREVIATIONS)) if k not in moved]
         base_thresholds = self.base["thresholds"] if self.base["thresholds"] is not None else DEFAULT_THRESHOLDS
         priors[kept] = np.asarray(self.base["training_priors"], dtype=np.float64)[kept]
-        table = self.validation_table(network, valid, priors)
-        thresholds = [float(base_thresholds[k]) if k in kept or not np.isfinite(m.best_threshold)
-                      else m.best_threshold for k, m in enumerate(table)]
+        table, hist = self.validation_table(network, valid, priors)
+        thresholds = [float(base_thresholds[k]) if k in kept or not m.positives
+                      else sky_threshold(hist, k, priors[k]) for k, m in enumerate(table)]
         if kept and moved:
             self.log(f"priors and thresholds re-estimated for {', '.join(ABBREVIATIONS[k] for k in moved)} "
                      "(FOCUS_CLASSES); the other classes keep the starting network's")
         start = {m.abbr: m for m in before or ()}
-        for m in table:
+        for k, m in enumerate(table):
             if m.positives:
                 was = start.get(m.abbr)
-                self.log(f"validation {m.abbr:>4}: AUC {m.auc:.4f}, best MCC {m.best_mcc:.3f} at threshold "
-                         f"{m.best_threshold:.3g}" + (f" (start: AUC {was.auc:.4f}, best MCC {was.best_mcc:.3f})"
-                                                      if was else ""))
+                self.log(f"validation {m.abbr:>4}: AUC {m.auc:.4f}, best MCC {m.best_mcc:.3f} on the samples"
+                         + (f" (start: AUC {was.auc:.4f}, best MCC {was.best_mcc:.3f})" if was else "")
+                         + (f"; threshold {thresholds[k]:.3g} (best MCC at the prior's fraction)"
+                            if k in moved else ""))
         return {"training_priors": priors.tolist(), "thresholds": thresholds,
                 "validation": {m.abbr: {"auc": m.auc, "best_mcc": m.best_mcc, "positives": m.positives,
                                         **({"auc_start": start[m.abbr].auc, "best_mcc_start": start[m.abbr].best_mcc}
