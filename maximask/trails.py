@@ -35,6 +35,7 @@ The published network misses real satellite trails that are knotty or end inside
 
 Everything is in pixels of the full image unless said "binned".
 """
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -116,6 +117,16 @@ def _line_lengths(thetas, rhos, h, w):
     return np.maximum(hi - lo, 0.0)
 
 
+@functools.lru_cache(maxsize=8)
+def _hough_lengths(ntheta, nrho, h, w):
+    """_line_lengths of every Hough cell (ntheta, nrho) of an h x w binned image, read-only:
+    the same for every HDU of a camera, so computed once per shape (0.3 s at 2048 x 2048)."""
+    thetas = np.pi * np.arange(ntheta) / ntheta
+    lengths = _line_lengths(thetas, np.arange(nrho) - (nrho - 1) // 2, h, w)
+    lengths.flags.writeable = False
+    return lengths
+
+
 def _candidates(z, ntheta):
     """Candidate lines (theta, rho) in binned px, best Hough score first."""
     h, w = z.shape
@@ -129,7 +140,7 @@ def _candidates(z, ntheta):
     thetas = np.pi * np.arange(ntheta) / ntheta
     rho0 = (acc.shape[1] - 1) // 2
     rhos = np.arange(acc.shape[1]) - rho0
-    lengths = _line_lengths(thetas, rhos, h, w)
+    lengths = _hough_lengths(ntheta, acc.shape[1], h, w)
     score = (acc - mean * lengths) / np.sqrt(second * np.maximum(lengths, 1.0))
     score[lengths < MIN_LENGTH / BIN] = 0.0
     found = []
