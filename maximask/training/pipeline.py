@@ -15,8 +15,9 @@ MaxiMask (TRAIN_NETWORK MAXIMASK), from clean exposures:
    VALID_STEP steps;
 4. on the validation samples: the training priors (eq. 27) and the thresholds of the
    best MCC where each class covers its default PRIOR's fraction of the pixels (the
-   samples' own mix would give thresholds that flag noise on a sky); both go into model.json with the run's summary, and the model
-   directory OUTPUT_NETWORK is written (complete or absent); the checkpoint is removed.
+   samples' own mix would give thresholds that flag noise on a sky); both go into
+   model.json with the run's summary, and the model directory OUTPUT_NETWORK is written
+   (complete or absent); the checkpoint is removed.
 
 MaxiTrack (TRAIN_NETWORK MAXITRACK), from labelled exposures: the inputs are text files of
 ``file label`` lines (label 1: tracking error, 0: none); 400x400 windows are the samples,
