@@ -590,8 +590,8 @@ def flag_trails(image, out, mode, classes, thresholds, level=None, sigma=None, b
     if spikes is not None:  # the network's spikes: a segment mostly on them is one
         segments = [seg for seg in segments if spikes[segments_mask(image.shape, [seg])].mean() <= MAX_SPIKE_FRACTION]
     if sources is not None:  # the network's sources: a segment whose bright axis is mostly on them
-        z = (image - level) / np.maximum(sigma, np.float32(1e-30))
-        segments = [seg for seg in segments if _source_fraction(seg, z, sources) <= MAX_SOURCE_FRACTION]
+        segments = [seg for seg in segments
+                    if _source_fraction(seg, image, level, sigma, sources) <= MAX_SOURCE_FRACTION]
     if not segments:
         return segments
     mask = segments_mask(image.shape, segments)
@@ -618,15 +618,17 @@ def _network_class(out, mode, classes, thresholds, also, name):
     return flagged
 
 
-def _source_fraction(segment, z, sources):
-    """Fraction of a segment's axis pixels above SOURCE_SIGMA (z: noise units) that are
-    in `sources` (bool); 0 when none is above."""
+def _source_fraction(segment, image, level, sigma, sources):
+    """Fraction of a segment's axis pixels above SOURCE_SIGMA noise sigma (image, level,
+    sigma: ADU, (h, w)) that are in `sources` (bool); 0 when none is above. Only the axis
+    pixels are put in noise units."""
     n = max(int(segment.length), 2)
     t = np.linspace(0.0, 1.0, n)
-    h, w = z.shape
+    h, w = image.shape
     ys = np.clip(np.rint(segment.y0 + t * (segment.y1 - segment.y0)).astype(int), 0, h - 1)
     xs = np.clip(np.rint(segment.x0 + t * (segment.x1 - segment.x0)).astype(int), 0, w - 1)
-    bright = z[ys, xs] > SOURCE_SIGMA
+    z = (image[ys, xs] - level[ys, xs]) / np.maximum(sigma[ys, xs], np.float32(1e-30))
+    bright = z > SOURCE_SIGMA
     return float(sources[ys, xs][bright].mean()) if bright.any() else 0.0
 
 
