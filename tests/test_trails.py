@@ -125,15 +125,22 @@ def test_real_trail_free_frames_get_no_trl(path):
     assert segments == [] and not out.any()
 
 
-@pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)
-def test_real_trail_free_frames_get_no_trl_through_maximask(path):
-    """The same frames through the network and the stage (TRAIL_SEARCH Y, the network's
-    flags left out of the search and its SP/BBG read): the output is the network's alone."""
+@pytest.fixture(scope="module")
+def stage_maskers():
+    """(on, off): maximask FLAGS with TRAIL_SEARCH Y and N, one ONNX Runtime session each
+    for the whole module."""
     from maximask.masker import Masker
 
+    return (Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2),
+            Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2))
+
+
+@pytest.mark.parametrize("path", REAL_FRAMES, ids=os.path.basename)
+def test_real_trail_free_frames_get_no_trl_through_maximask(path, stage_maskers):
+    """The same frames through the network and the stage (TRAIL_SEARCH Y, the network's
+    flags left out of the search and its SP/BBG read): the output is the network's alone."""
+    on, off = stage_maskers
     image = _first_image(path)
-    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
-    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2)
     assert np.array_equal(on.run(image), off.run(image))
 
 
@@ -167,7 +174,7 @@ def test_example_field_gets_its_trail_and_nothing_else(monkeypatch):
     assert rows.size >= 0.97 * image.shape[0]  # flagged over (nearly) all its length
 
 
-def test_example_field_through_maximask_adds_trl_on_its_trail_only(monkeypatch):
+def test_example_field_through_maximask_adds_trl_on_its_trail_only(monkeypatch, stage_maskers):
     """maximask's default (TRAIL_SEARCH Y) against N on the shipped example: the only
     pixels that differ gain the TRL bit, within 10 px of the trail; its stars, saturated
     cores, bleeds, hot column and cosmic rays keep the network's flags."""
@@ -175,8 +182,8 @@ def test_example_field_through_maximask_adds_trl_on_its_trail_only(monkeypatch):
 
     x0, x1 = _example_trail(monkeypatch)
     image = _first_image(os.path.join(ROOT, "examples", "field.fits.fz"))
-    on = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2).run(image)
-    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2).run(image)
+    on = Masker(VERBOSE_TYPE="QUIET", NTHREADS=2).run(image)  # the default: TRAIL_SEARCH Y
+    off = stage_maskers[1].run(image)
     ys, xs = np.nonzero(on != off)
     assert ys.size > 0  # the stage adds to what the network flags TRL on this trail
     assert np.array_equal(on[ys, xs], off[ys, xs] | np.int16(1 << TRL))
@@ -202,15 +209,13 @@ def test_saturated_stars_with_spikes_get_no_trl(seed):
 
 
 @pytest.mark.parametrize("seed", range(16))
-def test_saturated_stars_with_spikes_get_no_trl_through_maximask(seed):
+def test_saturated_stars_with_spikes_get_no_trl_through_maximask(seed, stage_maskers):
     """The same fields through the network and the stage (TRAIL_SEARCH Y): the output is
     the network's alone (its SAT left out of the search, its SP and BBG read)."""
-    from maximask.masker import Masker
-
+    on, off = stage_maskers
     image, truth = _spiky_field(seed)
-    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
-    off = Masker(TRAIL_SEARCH=False, VERBOSE_TYPE="QUIET", NTHREADS=2)
     assert np.array_equal(on.run(image), off.run(image))
+
 
 # ------------------------------------------------------------ chains of sources: nothing
 
@@ -223,7 +228,7 @@ def _chain_field():
     return synthetic.clean_field((512, 512), seed=9501, fwhm=4.0)
 
 
-def test_a_line_through_a_chain_of_sources_gets_no_trl():
+def test_a_line_through_a_chain_of_sources_gets_no_trl(stage_maskers):
     """With the network's flags of the 12 local classes alone (its SAT etc. left out of the
     search) the stage makes a segment of that chain (so the test can fail); given the
     every-class flags (BBG: the network's sources) it drops it; and maximask with
@@ -239,8 +244,7 @@ def test_a_line_through_a_chain_of_sources_gets_no_trl():
     assert len(without) == 1  # the chain, its ends within 5 px of (163, 386) and (213, 288)
     assert np.abs(np.array([without[0].y0, without[0].x0, without[0].y1, without[0].x1]) - (163, 386, 213, 288)).max() <= 5
     assert trails.flag_trails(image, local.copy(), "flags", classes, every.thresholds, also=all_flags.copy()) == []
-    on = Masker(TRAIL_SEARCH=True, VERBOSE_TYPE="QUIET", NTHREADS=2)
-    assert np.array_equal(on.run(image), local)
+    assert np.array_equal(stage_maskers[0].run(image), local)
 
 
 @pytest.mark.parametrize("fraction,kept", [(0.0, True), (0.5, True), (0.7, False), (1.0, False)])
