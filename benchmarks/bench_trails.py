@@ -120,11 +120,12 @@ def main(argv=None):
     print(f"# bench_trails: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}")
     print(f"# command: python3 benchmarks/bench_trails.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    maskers = {"published": Masker(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
-                                   NTHREADS=args.nthreads, TRAIL_SEARCH=False)}
+    # every class's probabilities, the stage applied by run_both
+    proba = dict(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
+                 NTHREADS=args.nthreads, TRAIL_SEARCH=False)
+    maskers = {"published": Masker(**proba)}
     if args.finetuned:
-        maskers["fine-tuned"] = Masker(OUTPUT_TYPE="PROBA", CLASSES=",".join(ABBREVIATIONS), VERBOSE_TYPE="QUIET",
-                                       NTHREADS=args.nthreads, NETWORK=args.finetuned, TRAIL_SEARCH=False)
+        maskers["fine-tuned"] = Masker(**proba, NETWORK=args.finetuned)
     methods = [(net, stage) for net in maskers for stage in (False, True)]
 
     def label(net, stage):

@@ -352,8 +352,9 @@ class Training:
         return evaluate(hist, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, training_priors), hist
 
     def validation_metadata(self, network, valid, before=None):
-        """Training priors (eq. 27) and, for MaxiMask, best-MCC thresholds on the validation
-        batches; `before`: the starting network's validation table, logged beside the new one."""
+        """Training priors (eq. 27) and, for MaxiMask, thresholds (:func:`sky_threshold`) on the
+        validation batches; `before`: the starting network's validation table, logged beside
+        the new one."""
         from .priors import mean_posteriors
 
         inputs = (x for x, _ in valid)
